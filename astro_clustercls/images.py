@@ -1,0 +1,545 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Multi-band images on one pixel grid: `BandImages`.
+
+A `BandImages` is an ordered, read-only mapping from a band name (``'F275W'``,
+...) to a `~astropy.nddata.CCDData`. All bands must share one pixel grid (the
+same shape and, within a tolerance, the same WCS), as HST drizzled products of
+one field do. Bad pixels come from each band's ``mask``, from an HST data
+quality (``DQ``) array or from a drizzle weight map (``WHT`` = 0: no data); they
+are kept lazily (memory-mapped) and applied per cutout.
+"""
+
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData, NDData, StdDevUncertainty
+from astropy.wcs import WCS, FITSFixedWarning
+
+__all__ = ["BandImages", "normalize_band_name", "parse_bunit"]
+
+#: keywords searched (in order) for the filter name of an HST image
+FILTER_KEYWORDS = ("FILTER", "FILTER1", "FILTER2", "FILTNAM1", "FILTNAM2")
+
+_BUNIT_ALIASES = {
+    "ELECTRONS/S": u.electron / u.s,
+    "ELECTRONS/SEC": u.electron / u.s,
+    "ELECTRON/S": u.electron / u.s,
+    "E/S": u.electron / u.s,
+    "E-/S": u.electron / u.s,
+    "ELECTRONS": u.electron,
+    "ELECTRON": u.electron,
+    "COUNTS/S": u.count / u.s,
+    "COUNTS": u.count,
+    "DN/S": u.adu / u.s,
+    "DN": u.adu,
+}
+
+
+def normalize_band_name(name):
+    """
+    Return the canonical (upper-case, stripped) form of a band name.
+
+    Parameters
+    ----------
+    name : str
+        A filter name such as ``'f555w'`` or ``' F555W '``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+
+    Examples
+    --------
+    >>> from astro_clustercls.images import normalize_band_name
+    >>> normalize_band_name('f555w')
+    'F555W'
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"band names must be strings, got {name!r}")
+    norm = name.strip().upper()
+    if not norm:
+        raise ValueError("band names must not be empty")
+    return norm
+
+
+def parse_bunit(bunit):
+    """
+    Convert a FITS ``BUNIT`` string, including HST variants, to a unit.
+
+    Parameters
+    ----------
+    bunit : str or None
+        For example ``'ELECTRONS/S'``, ``'electron/s'``, ``'COUNTS/S'``.
+
+    Returns
+    -------
+    `~astropy.units.UnitBase` or None
+        None when ``bunit`` is empty or cannot be parsed (a warning is emitted
+        in that case by the caller).
+
+    Examples
+    --------
+    >>> from astro_clustercls.images import parse_bunit
+    >>> parse_bunit('ELECTRONS/S')
+    Unit("electron / s")
+    """
+    if bunit is None:
+        return None
+    key = str(bunit).strip()
+    if not key:
+        return None
+    if key.upper() in _BUNIT_ALIASES:
+        return _BUNIT_ALIASES[key.upper()]
+    try:
+        return u.Unit(key, parse_strict="raise")
+    except ValueError:
+        try:
+            return u.Unit(key.lower(), parse_strict="raise")
+        except ValueError:
+            return None
+
+
+def _as_ccddata(band, value, wcs, unit):
+    """Turn one band's value into CCDData without copying its data."""
+    if isinstance(value, CCDData):
+        return value
+    if isinstance(value, NDData):
+        return CCDData(value.data, unit=value.unit or unit or u.dimensionless_unscaled,
+                       wcs=value.wcs if value.wcs is not None else wcs,
+                       mask=value.mask, uncertainty=value.uncertainty,
+                       meta=value.meta, copy=False)
+    if isinstance(value, u.Quantity):
+        return CCDData(value.value, unit=value.unit, wcs=wcs, copy=False)
+    if isinstance(value, np.ndarray):
+        return CCDData(value, unit=unit or u.dimensionless_unscaled, wcs=wcs, copy=False)
+    raise TypeError(f"images[{band!r}] must be a CCDData, NDData, Quantity or 2D "
+                    f"numpy array, got {type(value).__name__}")
+
+
+def _wcs_mismatch(wcs_ref, wcs, shape, tolerance):
+    """Largest pixel offset between two WCS at the corners and centre of the grid."""
+    ny, nx = shape
+    x = np.array([0, nx - 1, 0, nx - 1, (nx - 1) / 2])
+    y = np.array([0, 0, ny - 1, ny - 1, (ny - 1) / 2])
+    world = wcs_ref.pixel_to_world_values(x, y)
+    x2, y2 = wcs.world_to_pixel_values(*world)
+    return float(np.nanmax(np.hypot(np.asarray(x2) - x, np.asarray(y2) - y)))
+
+
+class BandImages(Mapping):
+    """
+    An ordered mapping band name → `~astropy.nddata.CCDData` on one pixel grid.
+
+    Parameters
+    ----------
+    images : mapping of str to CCDData, NDData, Quantity or ndarray
+        One image per band, in the order to be used. Band names are normalised
+        with `normalize_band_name` (``'f555w'`` → ``'F555W'``).
+    wcs : `~astropy.wcs.WCS`, optional
+        WCS for bands given without one (arrays, Quantities).
+    unit : unit-like, optional
+        Unit for bands given as bare arrays (default: dimensionless).
+    check_grid : bool, optional
+        Check that all bands share the shape and WCS of the first one
+        (default True).
+    wcs_tolerance : float, optional
+        Largest allowed difference between two bands' WCS, in pixels, measured
+        at the grid corners and centre (default 0.01).
+
+    Raises
+    ------
+    TypeError
+        If ``images`` is not a mapping or a band is of an unsupported type.
+    ValueError
+        If no band is given, two names normalise to the same band, an image is
+        not 2D, or the bands do not share one pixel grid (the message names the
+        band that differs and suggests reprojecting it first, e.g. with
+        ``reproject``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astro_clustercls import BandImages
+    >>> images = BandImages({'f555w': np.zeros((50, 60)), 'F814W': np.ones((50, 60))})
+    >>> images.bands
+    ('F555W', 'F814W')
+    >>> images.shape
+    (50, 60)
+    """
+
+    def __init__(self, images, *, wcs=None, unit=None, check_grid=True,
+                 wcs_tolerance=0.01):
+        if isinstance(images, BandImages):
+            images = dict(images._images)
+        if not isinstance(images, Mapping):
+            raise TypeError("'images' must be a mapping of band name to image "
+                            f"(e.g. a dict), got {type(images).__name__}")
+        if len(images) == 0:
+            raise ValueError("'images' must hold at least one band")
+        unit = u.Unit(unit) if unit is not None else None
+        self._images = {}
+        self._badpix = {}
+        for band, value in images.items():
+            name = normalize_band_name(band)
+            if name in self._images:
+                raise ValueError(f"band {band!r} given twice in 'images' (as {name!r})")
+            ccd = _as_ccddata(name, value, wcs, unit)
+            if ccd.data.ndim != 2:
+                raise ValueError(f"images[{band!r}] must be a 2D image, got shape "
+                                 f"{ccd.data.shape}")
+            self._images[name] = ccd
+            if ccd.mask is not None and np.any(ccd.mask):
+                self._badpix[name] = ("mask", ccd.mask, 0)
+        self.wcs_tolerance = float(wcs_tolerance)
+        if check_grid:
+            self._check_grid()
+
+    # -- Mapping interface -------------------------------------------------
+    def __getitem__(self, band):
+        key = normalize_band_name(band) if isinstance(band, str) else band
+        try:
+            return self._images[key]
+        except KeyError:
+            raise KeyError(f"no band {band!r}; bands are {self.bands}") from None
+
+    def __iter__(self):
+        return iter(self._images)
+
+    def __len__(self):
+        return len(self._images)
+
+    def __repr__(self):
+        return (f"<BandImages bands={list(self.bands)} shape={self.shape} "
+                f"wcs={'yes' if self.wcs is not None else 'no'}>")
+
+    # -- properties --------------------------------------------------------
+    @property
+    def bands(self):
+        """The band names, in order."""
+        return tuple(self._images)
+
+    @property
+    def shape(self):
+        """The common ``(ny, nx)`` shape of the images."""
+        return next(iter(self._images.values())).data.shape
+
+    @property
+    def wcs(self):
+        """The WCS of the first band that has one (all agree), or None."""
+        for ccd in self._images.values():
+            if ccd.wcs is not None:
+                return ccd.wcs
+        return None
+
+    @property
+    def unit(self):
+        """The unit of the first band."""
+        return next(iter(self._images.values())).unit
+
+    def bad_pixel_source(self, band):
+        """
+        How bad pixels of ``band`` are known: ``(kind, array, ignore_bits)`` or None.
+
+        ``kind`` is ``'mask'`` (True = bad), ``'dq'`` (bits other than
+        ``ignore_bits`` = bad) or ``'weight'`` (<= 0 = no data).
+        """
+        return self._badpix.get(normalize_band_name(band))
+
+    # -- grid checks -------------------------------------------------------
+    def _check_grid(self):
+        ref_band = self.bands[0]
+        ref = self._images[ref_band]
+        with_wcs = [b for b, c in self._images.items() if c.wcs is not None]
+        if with_wcs and len(with_wcs) != len(self):
+            missing = [b for b in self.bands if b not in with_wcs]
+            raise ValueError(f"bands {missing} have no WCS while {with_wcs} do: give "
+                             "every band a WCS (or none), e.g. with the 'wcs' argument")
+        for band, ccd in self._images.items():
+            if ccd.data.shape != ref.data.shape:
+                raise ValueError(
+                    f"band {band!r} has shape {ccd.data.shape} but band {ref_band!r} "
+                    f"has {ref.data.shape}: all bands must share one pixel grid. "
+                    "Reproject it first, e.g. with reproject.reproject_interp(..., "
+                    f"output_projection=images[{ref_band!r}].wcs, "
+                    f"shape_out={ref.data.shape}).")
+        ref_wcs = self.wcs
+        if ref_wcs is None:
+            return
+        ref_wcs_band = with_wcs[0]
+        for band in with_wcs[1:]:
+            offset = _wcs_mismatch(ref_wcs, self._images[band].wcs, ref.data.shape,
+                                   self.wcs_tolerance)
+            if not offset <= self.wcs_tolerance:
+                raise ValueError(
+                    f"band {band!r} has a WCS that differs from band {ref_wcs_band!r} "
+                    f"by up to {offset:.3g} pixels (wcs_tolerance="
+                    f"{self.wcs_tolerance}): all bands must share one pixel grid. "
+                    "Reproject it onto the reference band first, e.g. with "
+                    "reproject.reproject_interp.")
+
+    # -- selection ---------------------------------------------------------
+    def select(self, bands):
+        """
+        Return a new `BandImages` with only ``bands``, in the given order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astro_clustercls import BandImages
+        >>> images = BandImages({'F555W': np.zeros((5, 5)), 'F814W': np.ones((5, 5))})
+        >>> images.select(['F814W']).bands
+        ('F814W',)
+        """
+        names = [normalize_band_name(b) for b in bands]
+        missing = [b for b in names if b not in self._images]
+        if missing:
+            raise ValueError(f"'bands' asks for {missing}, which are not among the "
+                             f"images' bands {self.bands}")
+        new = BandImages.__new__(BandImages)
+        new._images = {b: self._images[b] for b in names}
+        new._badpix = {b: self._badpix[b] for b in names if b in self._badpix}
+        new.wcs_tolerance = self.wcs_tolerance
+        return new
+
+    # -- constructors ------------------------------------------------------
+    @classmethod
+    def from_files(cls, files, *, hdu=None, memmap=True, dq_ignore=0,
+                   use_weight=True, **kwargs):
+        """
+        Read one FITS file per band.
+
+        HST drizzled (``drc``/``drz``: SCI, WHT, CTX) and calibrated
+        (``flt``/``flc``: SCI, ERR, DQ) products are understood: the ``SCI``
+        extension (or the first HDU with 2D data) is the image; ``ERR`` becomes
+        the uncertainty; ``DQ`` (bits not in ``dq_ignore``) and ``WHT`` = 0 mark
+        bad pixels, applied lazily per cutout. ``BUNIT`` variants such as
+        ``ELECTRONS/S`` are understood. Data stay memory-mapped (big-endian
+        FITS data are converted per cutout, never as a whole image).
+
+        Parameters
+        ----------
+        files : mapping of str to path-like, or sequence of path-like
+            Band name → file. A sequence is keyed by each file's filter keyword
+            (FILTER, FILTER1/FILTER2 skipping CLEAR, FILTNAM1).
+        hdu : int or str, optional
+            The extension holding the image (default: ``'SCI'`` if present,
+            else the first HDU with 2D data).
+        memmap : bool, optional
+            Memory-map the files (default True).
+        dq_ignore : int, optional
+            DQ bits that do not make a pixel bad (default 0: any DQ bit does).
+        use_weight : bool, optional
+            Treat pixels with drizzle weight ``WHT <= 0`` as bad (default True).
+        **kwargs
+            Passed to `BandImages` (``check_grid``, ``wcs_tolerance``).
+
+        Raises
+        ------
+        OSError
+            If a file is missing, unreadable or holds no 2D image.
+        ValueError
+            If two files have the same filter, or a filter cannot be found.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astropy.io import fits
+        >>> from astro_clustercls import BandImages
+        >>> for band in ('F555W', 'F814W'):
+        ...     hdr = fits.Header({'FILTER': band, 'BUNIT': 'ELECTRONS/S'})
+        ...     fits.PrimaryHDU(np.zeros((8, 8), np.float32), hdr).writeto(
+        ...         f'tmp_{band}.fits', overwrite=True)
+        >>> images = BandImages.from_files(['tmp_F555W.fits', 'tmp_F814W.fits'])
+        >>> images.bands, str(images.unit)
+        (('F555W', 'F814W'), 'electron / s')
+        """
+        if isinstance(files, (str, Path)):
+            raise TypeError("'files' must be a mapping band -> path or a list of "
+                            f"paths, got the single path {str(files)!r}")
+        if isinstance(files, Mapping):
+            items = [(normalize_band_name(b), p) for b, p in files.items()]
+        else:
+            items = []
+            for path in files:
+                band = _filter_from_file(path)
+                items.append((band, path))
+        images, badpix = {}, {}
+        for band, path in items:
+            if band in images:
+                raise ValueError(f"two files in 'files' have band {band!r}")
+            ccd, bad = _read_band(path, hdu=hdu, memmap=memmap, dq_ignore=dq_ignore,
+                                  use_weight=use_weight)
+            images[band] = ccd
+            if bad is not None:
+                badpix[band] = bad
+        new = cls(images, **kwargs)
+        new._badpix.update(badpix)
+        return new
+
+    @classmethod
+    def from_collection(cls, collection, *, bands=None, **kwargs):
+        """
+        Build from a ccdproc `~ccdproc.ImageFileCollection`, one file per filter.
+
+        Files are keyed by their FILTER (or FILTER1/FILTER2 skipping CLEAR, or
+        FILTNAM1) keyword.
+
+        Parameters
+        ----------
+        collection : `~ccdproc.ImageFileCollection`
+        bands : sequence of str, optional
+            Keep only these bands, in this order (default: all, sorted by
+            wavelength as in the filter name).
+        **kwargs
+            Passed to `from_files`.
+        """
+        from ccdproc import ImageFileCollection
+
+        if not isinstance(collection, ImageFileCollection):
+            raise TypeError("'collection' must be a ccdproc.ImageFileCollection, got "
+                            f"{type(collection).__name__}")
+        paths = collection.files_filtered(include_path=True)
+        if len(paths) == 0:
+            raise ValueError(f"'collection' holds no FITS files ({collection.location})")
+        mapping = {}
+        for path in paths:
+            band = _filter_from_file(path)
+            if band in mapping:
+                raise ValueError(f"'collection' has two files for band {band!r}: "
+                                 f"{mapping[band]} and {path}; filter it first "
+                                 "(ImageFileCollection.filter)")
+            mapping[band] = path
+        if bands is None:
+            order = sorted(mapping, key=_band_wavelength)
+        else:
+            order = [normalize_band_name(b) for b in bands]
+            missing = [b for b in order if b not in mapping]
+            if missing:
+                raise ValueError(f"'bands' asks for {missing} but 'collection' has "
+                                 f"{sorted(mapping)}")
+        return cls.from_files({b: mapping[b] for b in order}, **kwargs)
+
+
+def _band_wavelength(band):
+    match = re.search(r"(\d{3,4})", band)
+    return int(match.group(1)) if match else 10**6
+
+
+def _filter_from_header(header):
+    for key in FILTER_KEYWORDS:
+        value = header.get(key)
+        if isinstance(value, str) and value.strip() and not value.upper().startswith(
+                ("CLEAR", "N/A")):
+            return normalize_band_name(value)
+    return None
+
+
+def _filter_from_file(path):
+    try:
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                band = _filter_from_header(hdu.header)
+                if band:
+                    return band
+    except FileNotFoundError:
+        raise OSError(f"FITS file not found: {path}") from None
+    except OSError as exc:
+        raise OSError(f"cannot read FITS file {path}: {exc}") from None
+    raise ValueError(f"no filter keyword ({', '.join(FILTER_KEYWORDS)}) in {path}; "
+                     "pass a mapping {band: path} instead")
+
+
+def _find_ext(hdul, name):
+    for i, hdu in enumerate(hdul):
+        if hdu.name.upper() == name and hdu.header.get("NAXIS", 0) == 2:
+            return i
+    return None
+
+
+def _read_band(path, *, hdu, memmap, dq_ignore, use_weight):
+    """Read one band: CCDData (memmapped) and its bad-pixel source."""
+    path = str(path)
+    if not Path(path).exists():
+        raise OSError(f"FITS file not found: {path}")
+    try:
+        hdul = fits.open(path, memmap=memmap, lazy_load_hdus=False)
+    except OSError as exc:
+        raise OSError(f"cannot read FITS file {path}: {exc}") from None
+    if hdu is None:
+        idx = _find_ext(hdul, "SCI")
+        if idx is None:
+            idx = next((i for i, h in enumerate(hdul)
+                        if h.is_image and h.header.get("NAXIS", 0) == 2), None)
+        if idx is None:
+            raise OSError(f"{path} has no 2D image extension")
+    else:
+        names = [h.name for h in hdul]
+        if isinstance(hdu, str):
+            idx = _find_ext(hdul, hdu.upper())
+            if idx is None:
+                raise OSError(f"{path} has no 2D extension named {hdu!r} "
+                              f"(extensions: {names})")
+        else:
+            idx = int(hdu)
+            if idx >= len(hdul) or hdul[idx].header.get("NAXIS", 0) != 2:
+                raise OSError(f"extension {hdu} of {path} is not a 2D image "
+                              f"(extensions: {names})")
+    sci = hdul[idx]
+    header = hdul[0].header.copy() if idx != 0 else fits.Header()
+    header.update(sci.header)
+    try:
+        data = sci.data
+    except (OSError, ValueError, TypeError) as exc:
+        raise OSError(f"cannot read the data of {path}[{idx}]: {exc}") from None
+    if data is None or data.ndim != 2:
+        raise OSError(f"{path}[{idx}] holds no 2D image")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs = WCS(sci.header, hdul) if sci.header.get("CTYPE1") else None
+    unit = parse_bunit(header.get("BUNIT"))
+    if unit is None:
+        if header.get("BUNIT"):
+            from .utils.exceptions import ClusterClsWarning
+
+            warnings.warn(f"cannot parse BUNIT={header['BUNIT']!r} in {path}; "
+                          "using dimensionless", ClusterClsWarning)
+        unit = u.dimensionless_unscaled
+    uncertainty = None
+    err = _find_ext(hdul, "ERR")
+    if err is not None:
+        uncertainty = StdDevUncertainty(hdul[err].data, copy=False)
+    bad = None
+    dq = _find_ext(hdul, "DQ")
+    if dq is not None:
+        bad = ("dq", hdul[dq].data, int(dq_ignore))
+    elif use_weight:
+        wht = _find_ext(hdul, "WHT")
+        if wht is not None:
+            bad = ("weight", hdul[wht].data, 0)
+    meta = dict(header)
+    meta["FILENAME"] = path
+    ccd = CCDData(data, unit=unit, wcs=wcs, uncertainty=uncertainty, meta=meta,
+                  copy=False)
+    return ccd, bad
+
+
+def bands_of(images, name="images"):
+    """Validate ``images`` as BandImages (a dict is converted)."""
+    if isinstance(images, BandImages):
+        return images
+    if isinstance(images, Mapping):
+        return BandImages(images)
+    raise TypeError(f"{name!r} must be a BandImages or a mapping band -> image, got "
+                    f"{type(images).__name__}")
+

@@ -1,0 +1,216 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Source positions from arrays, SkyCoord or tables, with an explicit choice of columns.
+
+Pixel positions follow astropy's convention: 0-based, the centre of the first
+pixel at 0.0. 1-based catalogs are converted with ``origin=1``.
+
+Which columns are used is decided by the arguments and the table's column
+names only (never by the values), so the same call always reads the same
+columns:
+
+1. ``xcol``/``ycol`` if given, else ``skycol`` if given;
+2. otherwise the first pixel pair found among `PIXEL_COLUMNS`
+   (photutils 3 ``x_centroid``/``y_centroid``, photutils 2 ``xcentroid``/
+   ``ycentroid``, ``x_peak``/``y_peak``, ``xcenter``/``ycenter``);
+3. otherwise the first sky column found among `SKY_COLUMNS`.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+
+__all__ = ["PIXEL_COLUMNS", "SKY_COLUMNS", "ResolvedPositions", "resolve_positions"]
+
+#: pixel column pairs searched in order when none is named
+PIXEL_COLUMNS = (
+    ("x_centroid", "y_centroid"),
+    ("xcentroid", "ycentroid"),
+    ("x_peak", "y_peak"),
+    ("xcenter", "ycenter"),
+)
+#: sky columns searched in order when no pixel pair is found
+SKY_COLUMNS = ("sky_centroid", "sky_center", "skycoord")
+
+
+@dataclass
+class ResolvedPositions:
+    """Pixel positions (0-based), which rows are unusable, and where they came from."""
+
+    xy: np.ndarray        #: (N, 2) float64, x then y; NaN where ``bad``
+    bad: np.ndarray       #: (N,) bool: masked, NaN or not convertible
+    source: str           #: e.g. "columns x_centroid/y_centroid" or "SkyCoord via WCS"
+
+
+def _column_values(table, name, param):
+    if name not in table.colnames:
+        raise ValueError(f"{param}={name!r} is not a column of the table; columns: "
+                         f"{table.colnames}")
+    col = table[name]
+    mask = np.zeros(len(table), bool)
+    if hasattr(col, "mask") and not isinstance(col, SkyCoord):
+        mask = np.asarray(np.ma.getmaskarray(col)) if col.mask is not None else mask
+    return col, mask
+
+
+def _pixel_values(col, param):
+    if isinstance(col, u.Quantity) or getattr(col, "unit", None) not in (None, ""):
+        unit = u.Unit(col.unit)
+        if unit not in (u.pix, u.dimensionless_unscaled):
+            raise ValueError(f"{param} column has unit {unit}; pixel positions must "
+                             "be in pixels (or have no unit)")
+    values = np.ma.filled(np.ma.asarray(getattr(col, "value", col), dtype=float),
+                          np.nan)
+    if values.ndim != 1:
+        raise ValueError(f"{param} column must be one-dimensional, got shape "
+                         f"{values.shape}")
+    return np.asarray(values, dtype=float)
+
+
+def _sky_to_pixel(coords, wcs, bad):
+    if wcs is None:
+        raise ValueError("positions are sky coordinates but the images have no WCS: "
+                         "give pixel positions (xcol/ycol) or images with a WCS")
+    coords = coords if not coords.isscalar else coords.reshape((1,))
+    with np.errstate(invalid="ignore"):
+        try:
+            x, y = wcs.world_to_pixel(coords)
+        except Exception as exc:  # noqa: BLE001 - WCS raises assorted errors
+            raise ValueError(f"cannot convert the sky positions to pixels: {exc}") \
+                from None
+    xy = np.column_stack([np.atleast_1d(x), np.atleast_1d(y)]).astype(float)
+    return xy, bad | ~np.all(np.isfinite(xy), axis=1)
+
+
+def resolve_positions(positions, *, wcs=None, xcol=None, ycol=None, skycol=None,
+                      origin=0):
+    """
+    Turn ``positions`` into 0-based pixel positions and a bad-row mask.
+
+    Parameters
+    ----------
+    positions : array-like (N, 2), SkyCoord or Table
+        ``(x, y)`` pixel pairs; sky coordinates (converted with ``wcs``); or a
+        table (see the module docstring for which columns are used).
+    wcs : `~astropy.wcs.WCS`, optional
+        Needed for sky positions.
+    xcol, ycol : str, optional
+        Names of the pixel columns (both or neither).
+    skycol : str or tuple of 2 str, optional
+        A SkyCoord column, or the names of RA and Dec columns (degrees unless
+        the columns carry angle units), e.g. ``('PHANGS_RA', 'PHANGS_DEC')``.
+    origin : {0, 1}, optional
+        Pixel convention of the input pixel positions: 1 for 1-based catalogs
+        (FITS/IRAF/DS9 convention), converted to 0-based (default 0).
+
+    Returns
+    -------
+    `ResolvedPositions`
+
+    Raises
+    ------
+    TypeError
+        If ``positions`` is of an unsupported type.
+    ValueError
+        If named columns are missing, no position column can be found, pixel
+        columns have non-pixel units, or sky positions come without a WCS.
+
+    Examples
+    --------
+    >>> from astropy.table import QTable
+    >>> from astro_clustercls.positions import resolve_positions
+    >>> t = QTable({'x_centroid': [1.0, 2.5], 'y_centroid': [3.0, float('nan')]})
+    >>> res = resolve_positions(t)
+    >>> res.xy[0].tolist(), res.bad.tolist(), res.source
+    ([1.0, 3.0], [False, True], 'columns x_centroid/y_centroid')
+    """
+    if origin not in (0, 1):
+        raise ValueError(f"'origin' must be 0 or 1, got {origin!r}")
+    if (xcol is None) != (ycol is None):
+        raise ValueError("give both 'xcol' and 'ycol', or neither")
+    if xcol is not None and skycol is not None:
+        raise ValueError("give either 'xcol'/'ycol' or 'skycol', not both")
+
+    if isinstance(positions, SkyCoord):
+        n = 1 if positions.isscalar else len(positions)
+        xy, bad = _sky_to_pixel(positions, wcs, np.zeros(n, bool))
+        return ResolvedPositions(np.where(bad[:, None], np.nan, xy), bad,
+                                 "SkyCoord via WCS")
+
+    if isinstance(positions, Table):
+        table = positions
+        if xcol is None and skycol is None:
+            for cx, cy in PIXEL_COLUMNS:
+                if cx in table.colnames and cy in table.colnames:
+                    xcol, ycol = cx, cy
+                    break
+            else:
+                skycol = next((c for c in SKY_COLUMNS if c in table.colnames), None)
+                if skycol is None:
+                    raise ValueError(
+                        "the sources table has no position columns: expected one of "
+                        f"{[p[0] + '/' + p[1] for p in PIXEL_COLUMNS]} or "
+                        f"{list(SKY_COLUMNS)}; name yours with xcol=/ycol= or "
+                        f"skycol= (columns: {table.colnames})")
+        if xcol is not None:
+            colx, maskx = _column_values(table, xcol, "xcol")
+            coly, masky = _column_values(table, ycol, "ycol")
+            x = _pixel_values(colx, "xcol")
+            y = _pixel_values(coly, "ycol")
+            xy = np.column_stack([x, y]) - origin
+            bad = maskx | masky | ~np.isfinite(x) | ~np.isfinite(y)
+            return ResolvedPositions(np.where(bad[:, None], np.nan, xy), bad,
+                                     f"columns {xcol}/{ycol}")
+        if isinstance(skycol, str):
+            col, mask = _column_values(table, skycol, "skycol")
+            if not isinstance(col, SkyCoord):
+                raise ValueError(f"skycol={skycol!r} is not a SkyCoord column; name "
+                                 "RA and Dec columns as skycol=('RA', 'DEC')")
+            coords = col
+            source = f"column {skycol} via WCS"
+        else:
+            if len(skycol) != 2:
+                raise ValueError("'skycol' must be a SkyCoord column name or a pair "
+                                 f"(ra, dec) of column names, got {skycol!r}")
+            ra, mra = _column_values(table, skycol[0], "skycol")
+            dec, mdec = _column_values(table, skycol[1], "skycol")
+            mask = mra | mdec
+            ra_v = np.ma.filled(np.ma.asarray(getattr(ra, "value", ra), float), np.nan)
+            de_v = np.ma.filled(np.ma.asarray(getattr(dec, "value", dec), float),
+                                np.nan)
+            ra_u = u.Unit(ra.unit) if getattr(ra, "unit", None) else u.deg
+            de_u = u.Unit(dec.unit) if getattr(dec, "unit", None) else u.deg
+            mask = mask | ~np.isfinite(ra_v) | ~np.isfinite(de_v)
+            coords = SkyCoord(np.where(mask, 0, ra_v) * ra_u,
+                              np.where(mask, 0, de_v) * de_u)
+            source = f"columns {skycol[0]}/{skycol[1]} via WCS"
+        xy, bad = _sky_to_pixel(coords, wcs, np.asarray(mask, bool))
+        return ResolvedPositions(np.where(bad[:, None], np.nan, xy), bad, source)
+
+    if xcol is not None or skycol is not None:
+        raise ValueError("'xcol', 'ycol' and 'skycol' apply to table positions only")
+    if isinstance(positions, (str, bytes, dict)) or positions is None:
+        raise TypeError("'positions' must be an (N, 2) array of (x, y), a SkyCoord or "
+                        f"a Table, got {type(positions).__name__}")
+    try:
+        arr = np.ma.asarray(positions, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError("'positions' must be an (N, 2) array of (x, y), a SkyCoord or "
+                        f"a Table, got {type(positions).__name__}") from None
+    if isinstance(positions, u.Quantity) and positions.unit not in (
+            u.pix, u.dimensionless_unscaled):
+        raise ValueError(f"'positions' has unit {positions.unit}; pixel positions must "
+                         "be in pixels")
+    if arr.ndim == 1 and arr.shape[0] == 2:
+        arr = arr.reshape(1, 2)
+    if arr.ndim == 1 and arr.shape[0] == 0:
+        arr = arr.reshape(0, 2)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"'positions' must have shape (N, 2) as (x, y) pairs, got "
+                         f"shape {arr.shape}")
+    xy = np.ma.filled(arr, np.nan) - origin
+    bad = ~np.all(np.isfinite(xy), axis=1)
+    return ResolvedPositions(np.where(bad[:, None], np.nan, xy), bad, "array (x, y)")

@@ -5,14 +5,15 @@ Vectorised, WCS-aware multi-band cutouts: `make_cutouts` and `CutoutStack`.
 Each cutout is pixel-identical to ``astropy.nddata.Cutout2D(data, (x, y), size,
 mode='partial', fill_value=fill_value)`` of the same band, except that masked
 pixels (mask, DQ, zero drizzle weight) are also set to ``fill_value``. All
-objects of a band are gathered with one fancy-indexing operation, so no Python
-code runs per object, and memory-mapped images are read only where cutouts
-fall.
+objects of a band are gathered at once (strided window views, fancy indexing
+near the edges), so no Python code runs per object, and memory-mapped images
+are read only where cutouts fall.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .flags import FLAGS
 from .images import bands_of
@@ -22,7 +23,7 @@ from .utils._progress_bars import add_progress_bar
 
 __all__ = ["CutoutStack", "make_cutouts"]
 
-_CHUNK = 2048  # objects gathered at once: bounds temporary memory
+_CHUNK = 4096  # objects gathered at once: bounds temporary memory
 
 
 @dataclass
@@ -33,22 +34,28 @@ class CutoutStack:
     Attributes
     ----------
     data : ndarray, shape (N, B, S, S), float32
-        The cutouts; pixels off the image and masked pixels hold ``fill_value``.
+        The cutouts, indexed ``[object, band, y, x]``; pixels off the image and
+        masked pixels hold ``fill_value``.
     flags : ndarray, shape (N,), int32
-        Bit mask of `~astro_clustercls.flags.FLAGS` (OR over bands).
+        Bit mask of `~astro_clustercls.flags.FLAGS`: the OR over bands of
+        ``band_flags`` plus ``BAD_POSITION`` and ``CENTER_BAD``.
     band_flags : ndarray, shape (N, B), int32
         The per-band part of ``flags`` (``PARTIAL_OFF_IMAGE``, ``OFF_IMAGE``,
         ``NONFINITE``, ``MASKED``).
-    positions : ndarray, shape (N, 2)
+    positions : ndarray, shape (N, 2), float64
         0-based ``(x, y)`` pixel positions used (NaN for bad positions).
     bands : tuple of str
         Band names, in the order of axis 1.
     size : int
         Side of the square cutouts, in pixels.
     corners : ndarray, shape (N, 2), int64
-        ``(x, y)`` image pixel of each cutout's ``[0, 0]`` pixel.
+        ``(x, y)`` image pixel of each cutout's ``[0, 0]`` pixel, as
+        ``Cutout2D`` computes it (``ceil(position - size / 2)``); the minimum
+        int64 for ``BAD_POSITION`` rows (clipped to +-2**62 far off the image).
     fill_value : float
         The value of pixels off the image or masked.
+    meta : dict
+        Provenance, e.g. ``meta['positions']`` says which columns were used.
     """
 
     data: np.ndarray
@@ -78,23 +85,61 @@ class CutoutStack:
 
     @property
     def usable(self):
-        """Rows with at least one valid pixel in some band (not off image/bad)."""
+        """Rows with at least one pixel on the image (not off image, position good)."""
         return (self.flags & (FLAGS.OFF_IMAGE | FLAGS.BAD_POSITION)) == 0
 
 
-def _corner(pos, size):
-    """Cutout2D's first pixel index along one axis (``np.ceil(pos - size / 2)``)."""
-    return np.ceil(pos - size / 2.0)
-
-
-def _bad_pixels(source, rows, cols):
-    kind, array, ignore = source
-    values = array[rows[:, :, None], cols[:, None, :]]
+def _bad_from_values(kind, values, ignore):
+    """Boolean "bad pixel" array from gathered mask / DQ / weight values."""
     if kind == "mask":
         return values.astype(bool, copy=False)
     if kind == "dq":
-        return (values.astype(np.int64) & ~int(ignore)) != 0
+        if values.dtype.kind not in "iu":
+            values = values.astype(np.int64)
+        if not ignore:
+            return values != 0
+        # keep the DQ dtype (no int64 temporary): a mask of the bits that count
+        nbits = 8 * values.dtype.itemsize
+        keep = np.array((~int(ignore)) & ((1 << nbits) - 1),
+                        dtype=f"u{values.dtype.itemsize}").view(values.dtype)
+        return (values & keep) != 0
     return ~(values > 0)  # weight map: no data where weight <= 0 (or NaN)
+
+
+class _Gather:
+    """Where the cutouts of one chunk of objects fall in the image."""
+
+    def __init__(self, x0, y0, interior, partial, size, shape):
+        ny, nx = shape
+        self.size = size
+        self.ee = np.flatnonzero(partial)    # partly off: clipped fancy indexing
+        # every row is first read through a strided window view of the image
+        # (one block copy per row, the fast path); corners are clipped into the
+        # image so partial and off rows read valid memory, then are redone
+        self.windows = ny >= size and nx >= size
+        if self.windows:
+            self.yw = np.clip(y0, 0, ny - size)
+            self.xw = np.clip(x0, 0, nx - size)
+        elif np.any(interior):  # pragma: no cover - interior needs a large image
+            raise AssertionError("interior cutouts on an image smaller than a cutout")
+        offs = np.arange(size)
+        rows = y0[self.ee, None] + offs
+        cols = x0[self.ee, None] + offs
+        # pixels off the image are read from the nearest edge pixel (which is
+        # part of the same cutout, so flags are unaffected) and filled later
+        self.inside = (((rows >= 0) & (rows < ny))[:, :, None]
+                       & ((cols >= 0) & (cols < nx))[:, None, :])
+        self.rows = np.clip(rows, 0, ny - 1)[:, :, None]
+        self.cols = np.clip(cols, 0, nx - 1)[:, None, :]
+
+    def into(self, array, out):
+        """Copy the cutouts of ``array`` into ``out`` (n_chunk, S, S), no fill."""
+        with np.errstate(over="ignore"):  # float64 beyond float32 range -> inf
+            if self.windows:
+                windows = sliding_window_view(array, (self.size, self.size))
+                out[...] = windows[self.yw, self.xw]
+            if self.ee.size:
+                out[self.ee] = array[self.rows, self.cols]
 
 
 def make_cutouts(images, positions, size, *, mode="partial", fill_value=np.nan,
@@ -108,16 +153,20 @@ def make_cutouts(images, positions, size, *, mode="partial", fill_value=np.nan,
     images : `~astro_clustercls.BandImages` or mapping of band to image
         The images, all on one pixel grid.
     positions : array-like (N, 2), `~astropy.coordinates.SkyCoord` or Table
-        ``(x, y)`` 0-based pixel positions, sky positions (through the images'
-        WCS), or a table whose columns are chosen as described in
+        ``(x, y)`` 0-based pixel positions (``origin=0``: the centre of the
+        first pixel is 0.0), sky positions (through the images' WCS), or a
+        table whose columns are chosen as described in
         `~astro_clustercls.positions.resolve_positions`.
     size : int
-        Side of the square cutouts in pixels. Odd sizes centre the object's
-        pixel exactly; even sizes follow Cutout2D (the position is rounded up).
+        Side of the square cutouts in pixels. The cutout's first pixel is
+        ``ceil(position - size / 2)`` along each axis, exactly as in
+        `~astropy.nddata.Cutout2D`: odd sizes centre the pixel holding the
+        position; for even sizes the position is rounded up.
     mode : {'partial', 'strict'}, optional
         ``'partial'`` (default) fills pixels off the image with ``fill_value``
-        and flags the row; ``'strict'`` raises a ValueError if any usable
-        object's cutout is not fully inside the image.
+        and flags the row; ``'strict'`` raises a ValueError if any cutout with
+        a valid position is not entirely inside the image (like Cutout2D's
+        ``'strict'``). Rows with bad positions are flagged in both modes.
     fill_value : float, optional
         Value of pixels off the image and of masked pixels (default NaN).
     xcol, ycol, skycol, origin
@@ -137,6 +186,16 @@ def make_cutouts(images, positions, size, *, mode="partial", fill_value=np.nan,
     ------
     TypeError, ValueError
         For invalid arguments; the message names the parameter.
+
+    Notes
+    -----
+    Each cutout equals ``Cutout2D(data, (x, y), size, mode='partial',
+    fill_value=fill_value).data`` cast to float32, except that masked pixels
+    (``CCDData.mask``, a DQ array, drizzle weight 0) are also set to
+    ``fill_value``. Objects fully inside the image are gathered through a
+    strided window view of each band (no Python loop per object or band, no
+    copy of the image), so memory-mapped images are only read where cutouts
+    fall; temporary memory is bounded by chunks of 4096 objects.
 
     Examples
     --------
@@ -158,76 +217,106 @@ def make_cutouts(images, positions, size, *, mode="partial", fill_value=np.nan,
         images = images.select(bands)
     size = validate_positive_int("size", size)
     mode = validate_choice("mode", mode, ("partial", "strict"))
+    if isinstance(fill_value, (bool, np.bool_)):
+        raise TypeError(f"'fill_value' must be a float, got {fill_value!r}")
     try:
         fill_value = float(fill_value)
     except (TypeError, ValueError):
         raise TypeError(f"'fill_value' must be a float, got {fill_value!r}") from None
+    fill32 = np.float32(fill_value)
 
     pos = resolve_positions(positions, wcs=images.wcs, xcol=xcol, ycol=ycol,
                             skycol=skycol, origin=origin)
     n, nb = len(pos.xy), len(images)
     ny, nx = images.shape
 
+    bad = np.asarray(pos.bad, bool)
     with np.errstate(invalid="ignore"):
-        x0 = _corner(pos.xy[:, 0], size)
-        y0 = _corner(pos.xy[:, 1], size)
-    far = 1e15  # positions beyond this are "off the image" (avoid int overflow)
-    bad = pos.bad | ~(np.abs(x0) < far) | ~(np.abs(y0) < far)
-    x0 = np.where(bad, -2 * size, x0).astype(np.int64)
-    y0 = np.where(bad, -2 * size, y0).astype(np.int64)
-    corners = np.column_stack([x0, y0])
-
-    offs = np.arange(size)
-    # overlap with the image, as in astropy.nddata.utils.overlap_slices
-    off_image = (x0 + size <= 0) | (x0 >= nx) | (y0 + size <= 0) | (y0 >= ny) | bad
-    partial = ~off_image & ((x0 < 0) | (y0 < 0) | (x0 + size > nx) | (y0 + size > ny))
-    if mode == "strict" and np.any(partial):
-        rows = np.flatnonzero(partial)
-        raise ValueError(f"mode='strict' but {rows.size} cutouts are partly off the "
-                         f"image (rows {rows[:10].tolist()}...); use mode='partial'")
+        x0f = np.ceil(pos.xy[:, 0] - size / 2.0)
+        y0f = np.ceil(pos.xy[:, 1] - size / 2.0)
+        # as astropy.nddata.utils.overlap_slices (NoOverlapError), in floats
+        off = bad | (x0f + size <= 0) | (x0f >= nx) | (y0f + size <= 0) | (y0f >= ny)
+    lim = 2.0**62
+    corners = np.column_stack([np.clip(x0f, -lim, lim), np.clip(y0f, -lim, lim)])
+    corners = np.where(bad[:, None], np.iinfo(np.int64).min,
+                       np.nan_to_num(corners)).astype(np.int64)
+    x0 = np.where(off, 0, corners[:, 0])
+    y0 = np.where(off, 0, corners[:, 1])
+    interior = ~off & (x0 >= 0) & (y0 >= 0) & (x0 + size <= nx) & (y0 + size <= ny)
+    partial = ~off & ~interior
+    if mode == "strict":
+        outside = np.flatnonzero(partial | (off & ~bad))
+        if outside.size:
+            raise ValueError(
+                f"mode='strict' but {outside.size} cutouts are not entirely inside "
+                f"the {ny}x{nx} image (rows {outside[:10].tolist()}"
+                f"{'...' if outside.size > 10 else ''}); use mode='partial'")
 
     data = np.empty((n, nb, size, size), dtype=np.float32)
     band_flags = np.zeros((n, nb), dtype=np.int32)
     center_ok = np.ones(n, dtype=bool)
-    c0 = size // 2 - 1 if size >= 3 else 0
+    c0 = max(size // 2 - 1, 0)
     csl = slice(c0, min(c0 + 3, size))
+    sources = [images.bad_pixel_source(band) for band in images.bands]
+    arrays = [images[band].data for band in images.bands]
+    nonfinite_bit, masked_bit = FLAGS.NONFINITE.bit, FLAGS.MASKED.bit
 
     chunks = range(0, n, _CHUNK)
-    for start in add_progress_bar(chunks, desc="cutouts", progress_bar=progress_bar):
+    for start in add_progress_bar(chunks, desc="cutouts", progress_bar=progress_bar,
+                                  total=len(chunks)):
         sl = slice(start, min(start + _CHUNK, n))
-        rows = y0[sl, None] + offs            # (n_chunk, S)
-        cols = x0[sl, None] + offs
-        vrow = (rows >= 0) & (rows < ny)
-        vcol = (cols >= 0) & (cols < nx)
-        inside = vrow[:, :, None] & vcol[:, None, :]  # (n_chunk, S, S)
-        rows_c = np.clip(rows, 0, ny - 1)
-        cols_c = np.clip(cols, 0, nx - 1)
-        for b, band in enumerate(images.bands):
-            array = images[band].data
-            values = array[rows_c[:, :, None], cols_c[:, None, :]]
-            values = values.astype(np.float32, copy=False)
-            finite = np.isfinite(values)
-            valid = inside & finite
-            bf = np.where(np.any(inside & ~finite, axis=(1, 2)), FLAGS.NONFINITE.bit, 0)
-            source = images.bad_pixel_source(band)
+        plan = _Gather(x0[sl], y0[sl], interior[sl], partial[sl], size, (ny, nx))
+        oo = np.flatnonzero(off[sl])
+        cut = ~off[sl]
+        for b in range(nb):
+            out = data[sl, b]          # a view: gathered in place
+            plan.into(arrays[b], out)
+            out[oo] = fill32
+            centre = np.ones(out.shape[0], bool)
+            badpix = None
+            source = sources[b]
             if source is not None:
-                masked = _bad_pixels(source, rows_c, cols_c) & inside
-                bf |= np.where(np.any(masked, axis=(1, 2)), FLAGS.MASKED.bit, 0)
-                valid &= ~masked
-                inside_ok = inside & ~masked
-            else:
-                inside_ok = inside
-            data[sl, b] = np.where(inside_ok, values, np.float32(fill_value))
-            center_ok[sl] &= np.all(valid[:, csl, csl], axis=(1, 2))
-            band_flags[sl, b] = bf
+                kind, array, ignore = source
+                values = np.empty((out.shape[0], size, size),
+                                  dtype=array.dtype.newbyteorder("="))
+                plan.into(array, values)
+                badpix = _bad_from_values(kind, values, ignore)
+                badpix[oo] = False
+                masked = badpix.any(axis=(1, 2))
+                band_flags[sl, b] |= np.where(masked, masked_bit, 0).astype(np.int32)
+                centre &= ~badpix[:, csl, csl].any(axis=(1, 2))
+            # NaN/inf: a non-finite float32 sum flags candidates, checked exactly;
+            # masked pixels do not count (they are replaced by fill_value)
+            with np.errstate(over="ignore", invalid="ignore"):
+                cand = np.flatnonzero(cut & ~np.isfinite(out.sum(axis=(1, 2))))
+            nonfinite = np.zeros(out.shape[0], bool)
+            if cand.size:
+                bad_values = ~np.isfinite(out[cand])
+                if badpix is not None:
+                    bad_values &= ~badpix[cand]
+                nonfinite[cand] = bad_values.any(axis=(1, 2))
+                centre[cand] &= ~bad_values[:, csl, csl].any(axis=(1, 2))
+            band_flags[sl, b] |= np.where(nonfinite, nonfinite_bit, 0).astype(np.int32)
+            if badpix is not None:
+                rows = np.flatnonzero(masked)
+                if rows.size:
+                    block = out[rows]
+                    block[badpix[rows]] = fill32
+                    out[rows] = block
+            if plan.ee.size:
+                block = out[plan.ee]
+                block[~plan.inside] = fill32
+                out[plan.ee] = block
+                centre[plan.ee] &= plan.inside[:, csl, csl].all(axis=(1, 2))
+            center_ok[sl] &= centre
 
-    band_flags |= np.where(partial, FLAGS.PARTIAL_OFF_IMAGE.bit, 0)[:, None]
-    band_flags |= np.where(off_image & ~bad, FLAGS.OFF_IMAGE.bit, 0)[:, None]
-    flags = np.bitwise_or.reduce(band_flags, axis=1) if nb else np.zeros(n, np.int32)
-    flags = flags.astype(np.int32)
+    band_flags |= np.where(partial, FLAGS.PARTIAL_OFF_IMAGE.bit, 0).astype(
+        np.int32)[:, None]
+    band_flags |= np.where(off & ~bad, FLAGS.OFF_IMAGE.bit, 0).astype(np.int32)[:, None]
+    flags = (np.bitwise_or.reduce(band_flags, axis=1) if nb
+             else np.zeros(n, np.int32)).astype(np.int32)
     flags |= np.where(bad, FLAGS.BAD_POSITION.bit, 0).astype(np.int32)
-    flags |= np.where(~center_ok & ~bad & ~off_image, FLAGS.CENTER_BAD.bit,
-                      0).astype(np.int32)
+    flags |= np.where(~center_ok & ~off, FLAGS.CENTER_BAD.bit, 0).astype(np.int32)
     return CutoutStack(data=data, flags=flags, band_flags=band_flags,
                        positions=pos.xy, bands=images.bands, size=size,
                        corners=corners, fill_value=fill_value,

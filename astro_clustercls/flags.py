@@ -13,11 +13,13 @@ Every output row carries one integer bit mask (``CutoutStack.flags`` and the
                                pixels are filled with ``fill_value``
    2   ``OFF_IMAGE``           the cutout does not overlap the image at all
    4   ``NONFINITE``           the cutout holds NaN or infinite pixels that are
-                               inside the image (chip gaps, bad pixels)
-   8   ``MASKED``              the cutout holds masked pixels (``CCDData.mask``
-                               or a DQ array); they are set to ``fill_value``
-  16   ``BAD_POSITION``        the position is masked, NaN or cannot be
-                               converted to pixels (e.g. no WCS)
+                               inside the image and not masked (chip gaps, bad
+                               pixels); they are kept, as in ``Cutout2D``
+   8   ``MASKED``              the cutout holds masked pixels (``CCDData.mask``,
+                               a DQ array, drizzle weight 0); they are set to
+                               ``fill_value``
+  16   ``BAD_POSITION``        the position is masked, NaN or infinite, or
+                               cannot be converted to pixels through the WCS
   32   ``BAND_MISSING``        a band the model expects was not given; it was
                                substituted (see `ClusterClassifier`)
   64   ``CENTER_BAD``          the central 3x3 pixels are not all valid in
@@ -130,8 +132,8 @@ class FlagRegistry:
 FLAGS = FlagRegistry([
     ClusterFlag(1, "PARTIAL_OFF_IMAGE", "cutout partly beyond the image edge, filled"),
     ClusterFlag(2, "OFF_IMAGE", "cutout does not overlap the image"),
-    ClusterFlag(4, "NONFINITE", "NaN or infinite pixels inside the image"),
-    ClusterFlag(8, "MASKED", "masked pixels (mask or DQ) in the cutout"),
+    ClusterFlag(4, "NONFINITE", "unmasked NaN or infinite pixels inside the image"),
+    ClusterFlag(8, "MASKED", "masked pixels (mask, DQ or zero weight) in the cutout"),
     ClusterFlag(16, "BAD_POSITION", "position masked, NaN or not convertible"),
     ClusterFlag(32, "BAND_MISSING", "a band the model expects was substituted"),
     ClusterFlag(64, "CENTER_BAD", "central 3x3 pixels not all valid in every band"),

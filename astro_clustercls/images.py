@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 
@@ -38,6 +39,7 @@ _BUNIT_ALIASES = {
     "COUNTS": u.count,
     "DN/S": u.adu / u.s,
     "DN": u.adu,
+    "UNITLESS": u.dimensionless_unscaled,
 }
 
 
@@ -115,14 +117,17 @@ def _as_ccddata(band, value, wcs, unit):
     if isinstance(value, CCDData):
         return value
     if isinstance(value, NDData):
-        return CCDData(value.data, unit=value.unit or unit or u.dimensionless_unscaled,
+        if value.unit is not None:
+            unit = value.unit
+        return CCDData(value.data, unit=unit or u.dimensionless_unscaled,
                        wcs=value.wcs if value.wcs is not None else wcs,
                        mask=value.mask, uncertainty=value.uncertainty,
                        meta=value.meta, copy=False)
     if isinstance(value, u.Quantity):
         return CCDData(value.value, unit=value.unit, wcs=wcs, copy=False)
     if isinstance(value, np.ndarray):
-        return CCDData(value, unit=unit or u.dimensionless_unscaled, wcs=wcs, copy=False)
+        return CCDData(value, unit=unit or u.dimensionless_unscaled, wcs=wcs,
+                       copy=False)
     raise TypeError(f"images[{band!r}] must be a CCDData, NDData, Quantity or 2D "
                     f"numpy array, got {type(value).__name__}")
 
@@ -132,9 +137,18 @@ def _wcs_mismatch(wcs_ref, wcs, shape, tolerance):
     ny, nx = shape
     x = np.array([0, nx - 1, 0, nx - 1, (nx - 1) / 2])
     y = np.array([0, 0, ny - 1, ny - 1, (ny - 1) / 2])
-    world = wcs_ref.pixel_to_world_values(x, y)
-    x2, y2 = wcs.world_to_pixel_values(*world)
-    return float(np.nanmax(np.hypot(np.asarray(x2) - x, np.asarray(y2) - y)))
+    try:
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if wcs_ref.wcs.lngtyp != wcs.wcs.lngtyp or wcs_ref.wcs.lattyp != \
+                    wcs.wcs.lattyp:
+                return np.inf
+            world = wcs_ref.pixel_to_world_values(x, y)
+            x2, y2 = wcs.world_to_pixel_values(*world)
+        dist = np.hypot(np.asarray(x2, float) - x, np.asarray(y2, float) - y)
+    except Exception:  # noqa: BLE001 - an unusable WCS is a mismatch
+        return np.inf
+    return float(np.max(dist)) if np.all(np.isfinite(dist)) else np.inf
 
 
 class BandImages(Mapping):
@@ -180,7 +194,9 @@ class BandImages(Mapping):
 
     def __init__(self, images, *, wcs=None, unit=None, check_grid=True,
                  wcs_tolerance=0.01):
+        inherited_badpix = {}
         if isinstance(images, BandImages):
+            inherited_badpix = dict(images._badpix)
             images = dict(images._images)
         if not isinstance(images, Mapping):
             raise TypeError("'images' must be a mapping of band name to image "
@@ -198,9 +214,15 @@ class BandImages(Mapping):
             if ccd.data.ndim != 2:
                 raise ValueError(f"images[{band!r}] must be a 2D image, got shape "
                                  f"{ccd.data.shape}")
+            if ccd.mask is not None and np.shape(ccd.mask) != ccd.data.shape:
+                raise ValueError(f"images[{band!r}] has a mask of shape "
+                                 f"{np.shape(ccd.mask)} for data of shape "
+                                 f"{ccd.data.shape}")
             self._images[name] = ccd
-            if ccd.mask is not None and np.any(ccd.mask):
-                self._badpix[name] = ("mask", ccd.mask, 0)
+            if name in inherited_badpix:
+                self._badpix[name] = inherited_badpix[name]
+            elif ccd.mask is not None and np.any(ccd.mask):
+                self._badpix[name] = ("mask", np.asarray(ccd.mask, bool), 0)
         self.wcs_tolerance = float(wcs_tolerance)
         if check_grid:
             self._check_grid()
@@ -301,7 +323,11 @@ class BandImages(Mapping):
         >>> images.select(['F814W']).bands
         ('F814W',)
         """
+        if isinstance(bands, str):
+            bands = [bands]
         names = [normalize_band_name(b) for b in bands]
+        if len(set(names)) != len(names):
+            raise ValueError(f"'bands' names a band twice: {list(bands)}")
         missing = [b for b in names if b not in self._images]
         if missing:
             raise ValueError(f"'bands' asks for {missing}, which are not among the "
@@ -332,9 +358,12 @@ class BandImages(Mapping):
         files : mapping of str to path-like, or sequence of path-like
             Band name → file. A sequence is keyed by each file's filter keyword
             (FILTER, FILTER1/FILTER2 skipping CLEAR, FILTNAM1).
-        hdu : int or str, optional
-            The extension holding the image (default: ``'SCI'`` if present,
-            else the first HDU with 2D data).
+        hdu : int, str or (str, int), optional
+            The extension holding the image: index, name, or ``(name, EXTVER)``
+            such as ``('SCI', 2)`` for the second chip of an ``flt`` file
+            (default: the first ``'SCI'`` if present, else the first HDU with
+            2D data). ``ERR``, ``DQ`` and ``WHT`` of the same ``EXTVER`` are
+            used.
         memmap : bool, optional
             Memory-map the files (default True).
         dq_ignore : int, optional
@@ -353,16 +382,26 @@ class BandImages(Mapping):
 
         Examples
         --------
+        >>> import tempfile
+        >>> from pathlib import Path
         >>> import numpy as np
         >>> from astropy.io import fits
         >>> from astro_clustercls import BandImages
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> paths = []
         >>> for band in ('F555W', 'F814W'):
-        ...     hdr = fits.Header({'FILTER': band, 'BUNIT': 'ELECTRONS/S'})
-        ...     fits.PrimaryHDU(np.zeros((8, 8), np.float32), hdr).writeto(
-        ...         f'tmp_{band}.fits', overwrite=True)
-        >>> images = BandImages.from_files(['tmp_F555W.fits', 'tmp_F814W.fits'])
+        ...     primary = fits.PrimaryHDU(header=fits.Header({'FILTER': band}))
+        ...     sci = fits.ImageHDU(np.zeros((8, 8), '>f4'), name='SCI',
+        ...                         header=fits.Header({'BUNIT': 'ELECTRONS/S'}))
+        ...     dq = fits.ImageHDU(np.zeros((8, 8), np.int16), name='DQ')
+        ...     paths.append(folder / f'{band.lower()}_flt.fits')
+        ...     fits.HDUList([primary, sci, dq]).writeto(paths[-1])
+        >>> images = BandImages.from_files(paths)  # keyed by their FILTER keyword
         >>> images.bands, str(images.unit)
         (('F555W', 'F814W'), 'electron / s')
+        >>> import shutil
+        >>> del images
+        >>> shutil.rmtree(folder, ignore_errors=True)
         """
         if isinstance(files, (str, Path)):
             raise TypeError("'files' must be a mapping band -> path or a list of "
@@ -402,7 +441,36 @@ class BandImages(Mapping):
             Keep only these bands, in this order (default: all, sorted by
             wavelength as in the filter name).
         **kwargs
-            Passed to `from_files`.
+            Passed to `from_files` (``hdu``, ``memmap``, ``dq_ignore``, ...).
+
+        Raises
+        ------
+        TypeError
+            If ``collection`` is not an ImageFileCollection.
+        ValueError
+            If it holds no file, two files share a filter, a file has no
+            filter keyword, or ``bands`` asks for a filter it does not hold.
+        OSError
+            If a file cannot be read.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from astropy.io import fits
+        >>> from ccdproc import ImageFileCollection
+        >>> from astro_clustercls import BandImages
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name, keys in [('wfc3', {'FILTER': 'F336W'}),
+        ...                    ('acs', {'FILTER1': 'CLEAR1L', 'FILTER2': 'F814W'})]:
+        ...     fits.HDUList([fits.PrimaryHDU(header=fits.Header(keys)),
+        ...                   fits.ImageHDU(np.zeros((8, 8), np.float32), name='SCI')]
+        ...                  ).writeto(folder / f'{name}_drc.fits')
+        >>> BandImages.from_collection(ImageFileCollection(folder)).bands
+        ('F336W', 'F814W')
+        >>> import shutil
+        >>> shutil.rmtree(folder, ignore_errors=True)
         """
         from ccdproc import ImageFileCollection
 
@@ -411,7 +479,8 @@ class BandImages(Mapping):
                             f"{type(collection).__name__}")
         paths = collection.files_filtered(include_path=True)
         if len(paths) == 0:
-            raise ValueError(f"'collection' holds no FITS files ({collection.location})")
+            raise ValueError("'collection' holds no FITS files "
+                             f"({collection.location})")
         mapping = {}
         for path in paths:
             band = _filter_from_file(path)
@@ -446,67 +515,113 @@ def _filter_from_header(header):
 
 
 def _filter_from_file(path):
+    if not Path(path).is_file():
+        raise OSError(f"FITS file not found: {path}")
     try:
-        with fits.open(path) as hdul:
+        with fits.open(path) as hdul, warnings.catch_warnings():
+            warnings.simplefilter("error", VerifyWarning)
             for hdu in hdul:
                 band = _filter_from_header(hdu.header)
                 if band:
                     return band
-    except FileNotFoundError:
-        raise OSError(f"FITS file not found: {path}") from None
-    except OSError as exc:
+    except (OSError, ValueError, TypeError, IndexError, VerifyWarning) as exc:
         raise OSError(f"cannot read FITS file {path}: {exc}") from None
     raise ValueError(f"no filter keyword ({', '.join(FILTER_KEYWORDS)}) in {path}; "
                      "pass a mapping {band: path} instead")
 
 
-def _find_ext(hdul, name):
+def _is_2d_image(hdu):
+    return hdu.is_image and hdu.header.get("NAXIS", 0) == 2
+
+
+def _find_ext(hdul, name, ver=None):
+    """Index of the first 2D image extension ``name`` (and ``EXTVER`` ``ver``)."""
     for i, hdu in enumerate(hdul):
-        if hdu.name.upper() == name and hdu.header.get("NAXIS", 0) == 2:
+        if hdu.name.upper() != name or not _is_2d_image(hdu):
+            continue
+        if ver is None or hdu.header.get("EXTVER", 1) == ver:
             return i
     return None
+
+
+def _select_hdu(hdul, hdu, path):
+    names = [f"{h.name},{h.header.get('EXTVER', 1)}" for h in hdul]
+    if hdu is None:
+        idx = _find_ext(hdul, "SCI")
+        if idx is None:
+            idx = next((i for i, h in enumerate(hdul) if _is_2d_image(h)), None)
+        if idx is None:
+            raise OSError(f"{path} has no 2D image extension (extensions: {names})")
+        return idx
+    if isinstance(hdu, tuple) and len(hdu) == 2 and isinstance(hdu[0], str):
+        idx = _find_ext(hdul, hdu[0].strip().upper(), int(hdu[1]))
+        if idx is None:
+            raise OSError(f"{path} has no 2D extension {hdu!r} (extensions: {names})")
+        return idx
+    if isinstance(hdu, str):
+        idx = _find_ext(hdul, hdu.strip().upper())
+        if idx is None:
+            raise OSError(f"{path} has no 2D extension named {hdu!r} "
+                          f"(extensions: {names})")
+        return idx
+    if isinstance(hdu, (int, np.integer)) and not isinstance(hdu, bool):
+        idx = int(hdu)
+        if not -len(hdul) <= idx < len(hdul) or not _is_2d_image(hdul[idx]):
+            raise OSError(f"extension {hdu} of {path} is not a 2D image "
+                          f"(extensions: {names})")
+        return idx % len(hdul)
+    raise TypeError("'hdu' must be an extension index (int), name (str) or "
+                    f"(name, version) tuple, got {hdu!r}")
 
 
 def _read_band(path, *, hdu, memmap, dq_ignore, use_weight):
     """Read one band: CCDData (memmapped) and its bad-pixel source."""
     path = str(path)
-    if not Path(path).exists():
+    if not Path(path).is_file():
         raise OSError(f"FITS file not found: {path}")
     try:
-        hdul = fits.open(path, memmap=memmap, lazy_load_hdus=False)
-    except OSError as exc:
+        hdul = fits.open(path, memmap=memmap)
+    except (OSError, ValueError, TypeError, IndexError) as exc:
         raise OSError(f"cannot read FITS file {path}: {exc}") from None
-    if hdu is None:
-        idx = _find_ext(hdul, "SCI")
-        if idx is None:
-            idx = next((i for i, h in enumerate(hdul)
-                        if h.is_image and h.header.get("NAXIS", 0) == 2), None)
-        if idx is None:
-            raise OSError(f"{path} has no 2D image extension")
-    else:
-        names = [h.name for h in hdul]
-        if isinstance(hdu, str):
-            idx = _find_ext(hdul, hdu.upper())
-            if idx is None:
-                raise OSError(f"{path} has no 2D extension named {hdu!r} "
-                              f"(extensions: {names})")
-        else:
-            idx = int(hdu)
-            if idx >= len(hdul) or hdul[idx].header.get("NAXIS", 0) != 2:
-                raise OSError(f"extension {hdu} of {path} is not a 2D image "
-                              f"(extensions: {names})")
+    try:
+        with warnings.catch_warnings():
+            # a truncated or corrupt file only warns: make it an error here
+            warnings.simplefilter("error", VerifyWarning)
+            hdul.readall()
+    except (OSError, ValueError, TypeError, IndexError, VerifyWarning) as exc:
+        hdul.close()
+        raise OSError(f"cannot read FITS file {path}: {exc}") from None
+    try:
+        return _read_hdul(hdul, path, hdu=hdu, dq_ignore=dq_ignore,
+                          use_weight=use_weight)
+    finally:
+        # memory-mapped arrays stay valid after close: astropy keeps the map
+        # open while they are referenced (and no file handle is leaked)
+        hdul.close()
+
+
+def _read_hdul(hdul, path, *, hdu, dq_ignore, use_weight):
+    idx = _select_hdu(hdul, hdu, path)
     sci = hdul[idx]
     header = hdul[0].header.copy() if idx != 0 else fits.Header()
-    header.update(sci.header)
+    header.extend(sci.header, update=True)
     try:
         data = sci.data
     except (OSError, ValueError, TypeError) as exc:
         raise OSError(f"cannot read the data of {path}[{idx}]: {exc}") from None
     if data is None or data.ndim != 2:
         raise OSError(f"{path}[{idx}] holds no 2D image")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        wcs = WCS(sci.header, hdul) if sci.header.get("CTYPE1") else None
+    wcs = None
+    if sci.header.get("CTYPE1"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            try:
+                wcs = WCS(sci.header, hdul)
+            except Exception as exc:  # noqa: BLE001 - WCS raises assorted errors
+                raise OSError(f"cannot read the WCS of {path}[{idx}]: {exc}") \
+                    from None
+        if not wcs.has_celestial:
+            wcs = None
     unit = parse_bunit(header.get("BUNIT"))
     if unit is None:
         if header.get("BUNIT"):
@@ -515,20 +630,29 @@ def _read_band(path, *, hdu, memmap, dq_ignore, use_weight):
             warnings.warn(f"cannot parse BUNIT={header['BUNIT']!r} in {path}; "
                           "using dimensionless", ClusterClsWarning)
         unit = u.dimensionless_unscaled
+    ver = sci.header.get("EXTVER", 1) if sci.name.upper() == "SCI" else None
+
+    def companion(name):
+        i = _find_ext(hdul, name, ver)
+        if i is None or hdul[i].data.shape != data.shape:
+            return None
+        return hdul[i].data
+
     uncertainty = None
-    err = _find_ext(hdul, "ERR")
+    err = companion("ERR")
     if err is not None:
-        uncertainty = StdDevUncertainty(hdul[err].data, copy=False)
+        uncertainty = StdDevUncertainty(err, copy=False)
     bad = None
-    dq = _find_ext(hdul, "DQ")
+    dq = companion("DQ")
     if dq is not None:
-        bad = ("dq", hdul[dq].data, int(dq_ignore))
+        bad = ("dq", dq, int(dq_ignore))
     elif use_weight:
-        wht = _find_ext(hdul, "WHT")
+        wht = companion("WHT")
         if wht is not None:
-            bad = ("weight", hdul[wht].data, 0)
-    meta = dict(header)
+            bad = ("weight", wht, 0)
+    meta = fits.Header(header)
     meta["FILENAME"] = path
+    meta["EXTNAME"] = sci.name
     ccd = CCDData(data, unit=unit, wcs=wcs, uncertainty=uncertainty, meta=meta,
                   copy=False)
     return ccd, bad

@@ -14,14 +14,25 @@ columns:
    (photutils 3 ``x_centroid``/``y_centroid``, photutils 2 ``xcentroid``/
    ``ycentroid``, ``x_peak``/``y_peak``, ``xcenter``/``ycenter``);
 3. otherwise the first sky column found among `SKY_COLUMNS`.
+
+Rows whose position is masked (``MaskedColumn``, `~astropy.utils.masked.Masked`
+quantities, masked SkyCoord), NaN or infinite, or cannot be converted through
+the WCS (e.g. the far side of a TAN projection, diverging SIP inversion) are
+kept and marked bad (`~astro_clustercls.flags.FLAGS` ``BAD_POSITION`` in
+`~astro_clustercls.make_cutouts`), never dropped. Pixel columns may carry the
+unit ``pix`` (or none); other units are refused. RA/Dec columns without units
+are in degrees.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
+from astropy.utils.masked import Masked
+from astropy.wcs import NoConvergence
 
 __all__ = ["PIXEL_COLUMNS", "SKY_COLUMNS", "ResolvedPositions", "resolve_positions"]
 
@@ -46,42 +57,93 @@ class ResolvedPositions:
 
 
 def _column_values(table, name, param):
+    if not isinstance(name, str):
+        raise TypeError(f"{param!r} must be a column name (str), got {name!r}")
     if name not in table.colnames:
         raise ValueError(f"{param}={name!r} is not a column of the table; columns: "
                          f"{table.colnames}")
     col = table[name]
-    mask = np.zeros(len(table), bool)
-    if hasattr(col, "mask") and not isinstance(col, SkyCoord):
-        mask = np.asarray(np.ma.getmaskarray(col)) if col.mask is not None else mask
-    return col, mask
+    return col, _mask_of(col, len(table))
+
+
+def _mask_of(col, n):
+    """Boolean (N,) mask of a column (MaskedColumn, Masked quantity, SkyCoord...)."""
+    mask = getattr(col, "mask", None)
+    if mask is None or mask is np.ma.nomask:
+        return np.zeros(n, bool)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim == 0:
+        return np.full(n, bool(mask))
+    return np.array(mask.reshape(n, -1).any(axis=1), dtype=bool)
+
+
+def _unmasked(values):
+    """Plain ndarray of ``values`` (masked entries keep their underlying value)."""
+    if isinstance(values, Masked):
+        values = values.unmasked
+    if np.ma.isMaskedArray(values):
+        values = values.data
+    return values
 
 
 def _pixel_values(col, param):
-    if isinstance(col, u.Quantity) or getattr(col, "unit", None) not in (None, ""):
-        unit = u.Unit(col.unit)
+    unit = getattr(col, "unit", None)
+    if unit not in (None, ""):
+        unit = u.Unit(unit)
         if unit not in (u.pix, u.dimensionless_unscaled):
             raise ValueError(f"{param} column has unit {unit}; pixel positions must "
                              "be in pixels (or have no unit)")
-    values = np.ma.filled(np.ma.asarray(getattr(col, "value", col), dtype=float),
-                          np.nan)
+    values = _unmasked(col)
+    values = getattr(values, "value", values)
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{param} column must hold numbers, got dtype "
+                        f"{np.asarray(values).dtype}") from None
     if values.ndim != 1:
         raise ValueError(f"{param} column must be one-dimensional, got shape "
                          f"{values.shape}")
-    return np.asarray(values, dtype=float)
+    return values
+
+
+def _angle_values(col, param):
+    unit = getattr(col, "unit", None)
+    unit = u.Unit(unit) if unit not in (None, "") else u.deg
+    if unit.physical_type != "angle":
+        raise ValueError(f"{param} column has unit {unit}; sky coordinates must be "
+                         "angles (or have no unit: degrees)")
+    values = _unmasked(col)
+    values = getattr(values, "value", values)
+    try:
+        return np.asarray(values, dtype=float), unit
+    except (TypeError, ValueError):
+        raise TypeError(f"{param} column must hold numbers") from None
 
 
 def _sky_to_pixel(coords, wcs, bad):
+    """Pixel positions of ``coords`` through ``wcs``; rows that fail become bad."""
     if wcs is None:
         raise ValueError("positions are sky coordinates but the images have no WCS: "
                          "give pixel positions (xcol/ycol) or images with a WCS")
     coords = coords if not coords.isscalar else coords.reshape((1,))
-    with np.errstate(invalid="ignore"):
+    bad = bad | _mask_of(coords, len(coords))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         try:
             x, y = wcs.world_to_pixel(coords)
+        except NoConvergence as exc:
+            # SIP/lookup-table distortion: keep the converged rows, flag the rest
+            best = np.atleast_2d(exc.best_solution)
+            x, y = best[:, 0].copy(), best[:, 1].copy()
+            for rows in (exc.divergent, exc.slow_conv):
+                if rows is not None:
+                    x[rows] = np.nan
         except Exception as exc:  # noqa: BLE001 - WCS raises assorted errors
             raise ValueError(f"cannot convert the sky positions to pixels: {exc}") \
                 from None
-    xy = np.column_stack([np.atleast_1d(x), np.atleast_1d(y)]).astype(float)
+    x = np.atleast_1d(np.asarray(_unmasked(x), dtype=float))
+    y = np.atleast_1d(np.asarray(_unmasked(y), dtype=float))
+    xy = np.column_stack([x, y])
     return xy, bad | ~np.all(np.isfinite(xy), axis=1)
 
 
@@ -177,13 +239,10 @@ def resolve_positions(positions, *, wcs=None, xcol=None, ycol=None, skycol=None,
                                  f"(ra, dec) of column names, got {skycol!r}")
             ra, mra = _column_values(table, skycol[0], "skycol")
             dec, mdec = _column_values(table, skycol[1], "skycol")
-            mask = mra | mdec
-            ra_v = np.ma.filled(np.ma.asarray(getattr(ra, "value", ra), float), np.nan)
-            de_v = np.ma.filled(np.ma.asarray(getattr(dec, "value", dec), float),
-                                np.nan)
-            ra_u = u.Unit(ra.unit) if getattr(ra, "unit", None) else u.deg
-            de_u = u.Unit(dec.unit) if getattr(dec, "unit", None) else u.deg
-            mask = mask | ~np.isfinite(ra_v) | ~np.isfinite(de_v)
+            ra_v, ra_u = _angle_values(ra, "skycol")
+            de_v, de_u = _angle_values(dec, "skycol")
+            mask = mra | mdec | ~np.isfinite(ra_v) | ~np.isfinite(de_v)
+            mask |= ~(np.abs(np.where(mask, 0, de_v) * de_u) <= 90 * u.deg)
             coords = SkyCoord(np.where(mask, 0, ra_v) * ra_u,
                               np.where(mask, 0, de_v) * de_u)
             source = f"columns {skycol[0]}/{skycol[1]} via WCS"
@@ -195,15 +254,23 @@ def resolve_positions(positions, *, wcs=None, xcol=None, ycol=None, skycol=None,
     if isinstance(positions, (str, bytes, dict)) or positions is None:
         raise TypeError("'positions' must be an (N, 2) array of (x, y), a SkyCoord or "
                         f"a Table, got {type(positions).__name__}")
+    if isinstance(positions, u.Quantity) and positions.unit not in (
+            u.pix, u.dimensionless_unscaled):
+        raise ValueError(f"'positions' has unit {positions.unit}; pixel positions must "
+                         "be in pixels")
+    extra_mask = None
+    if isinstance(positions, Masked):
+        extra_mask = np.asarray(positions.mask, bool)
+        positions = positions.unmasked
+    if isinstance(positions, u.Quantity):
+        positions = positions.value
     try:
         arr = np.ma.asarray(positions, dtype=float)
     except (TypeError, ValueError):
         raise TypeError("'positions' must be an (N, 2) array of (x, y), a SkyCoord or "
                         f"a Table, got {type(positions).__name__}") from None
-    if isinstance(positions, u.Quantity) and positions.unit not in (
-            u.pix, u.dimensionless_unscaled):
-        raise ValueError(f"'positions' has unit {positions.unit}; pixel positions must "
-                         "be in pixels")
+    if extra_mask is not None:
+        arr = np.ma.masked_where(np.broadcast_to(extra_mask, arr.shape), arr)
     if arr.ndim == 1 and arr.shape[0] == 2:
         arr = arr.reshape(1, 2)
     if arr.ndim == 1 and arr.shape[0] == 0:

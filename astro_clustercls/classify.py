@@ -1,0 +1,669 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Classify star-cluster candidates: `ClusterClassifier` and `classify_sources`.
+
+The classifier takes a source table (photutils finder output, a catalog with
+named columns, an ``(N, 2)`` array of pixel positions or a
+`~astropy.coordinates.SkyCoord`) and multi-band images, cuts one cutout per
+source with `~astro_clustercls.make_cutouts`, normalises it with the network's
+recipe and returns the input table with four new columns:
+
+==================  ==========================================================
+``cluster_class``   int 1..4 (masked where the row could not be classified)
+``class_prob``      (N, 4) float32 class probabilities (NaN where not
+                    classified); each row sums to 1
+``class_prob_max``  the highest probability (NaN where not classified)
+``classify_flags``  int bit mask, see `~astro_clustercls.flags.FLAGS`
+==================  ==========================================================
+
+Every input row is kept, in input order. ``meta['astro_clustercls']`` records
+the provenance (versions, model, weights and their sha256, bands, cutout size,
+normalisation, device, how positions were read).
+"""
+
+import functools
+import json
+import numbers
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.table import Column, MaskedColumn, QTable, Table
+
+from ._constants import CLASSES, CLASS_NAMES, N_CLASSES
+from .cutouts import make_cutouts
+from .flags import FLAGS
+from .images import bands_of, normalize_band_name
+from .positions import resolve_positions
+from .utils._meta import get_meta
+from .utils._parameters import validate_choice, validate_positive_int
+from .utils._progress_bars import add_progress_bar
+from .utils.exceptions import BandWarning, ClusterClsWarning
+
+__all__ = ["ClusterClassifier", "classify_sources", "clear_model_cache",
+           "OUTPUT_COLUMNS", "MAX_BATCH_SIZE"]
+
+#: the columns added to the input table, in order
+OUTPUT_COLUMNS = ("cluster_class", "class_prob", "class_prob_max", "classify_flags")
+
+#: largest accepted ``batch_size``
+MAX_BATCH_SIZE = 65536
+
+# bytes of float32 cutouts held at once per chunk of objects (plus the
+# normalised copy): memory stays proportional to this, not to the number of
+# sources
+_CHUNK_BYTES = 64 * 2**20
+_CHUNK_MAX = 4096
+
+_DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:0", "mps")
+
+
+# ---------------------------------------------------------------------------
+# devices and the model cache
+# ---------------------------------------------------------------------------
+def _resolve_device(device):
+    """Return a validated torch device string ('cpu', 'cuda:0', 'mps', ...)."""
+    import torch
+
+    from . import conf
+
+    if device is None:
+        device = conf.device
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"'device' must be a string such as 'cpu' or 'cuda', or a "
+                        f"torch.device, got {type(device).__name__}")
+    name = device.strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if match:
+        if not torch.cuda.is_available():
+            raise ValueError(f"'device' is {device!r} but CUDA is not available on "
+                             "this machine; use device='cpu' or 'auto'")
+        index = int(match.group(1) or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"'device' is {device!r} but only "
+                             f"{torch.cuda.device_count()} CUDA device(s) exist")
+        return name
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("'device' is 'mps' but MPS is not available on this "
+                             "machine; use device='cpu' or 'auto'")
+        return "mps"
+    # unknown: raise listing the valid ones, with close-match suggestions
+    validate_choice("device", device, _DEVICE_CHOICES)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _file_key(weights_path):
+    """Cache key of a weights file: resolved path, size and modification time."""
+    if weights_path is None:
+        return None
+    path = Path(weights_path).expanduser()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise OSError(f"'weights_path' file not found: {weights_path}") from None
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_network(model, weights, file_key, meta_json, device):
+    from .models import get_model
+
+    if file_key is None:
+        net = get_model(model, weights="DEFAULT" if weights is None else weights,
+                        device=device)
+    else:
+        meta = None if meta_json is None else json.loads(meta_json)
+        net = get_model(model, weights_path=file_key[0], meta=meta, device=device)
+    net.eval()
+    for param in net.parameters():
+        param.requires_grad_(False)
+    return net
+
+
+def _check_sha256(path, expected):
+    """Raise an OSError if the SHA-256 of ``path`` does not start with ``expected``."""
+    from .models import file_sha256
+
+    if not isinstance(expected, str):
+        raise TypeError(f"'weights_sha256' must be a hex string, got {expected!r}")
+    expected = expected.strip().lower()
+    if len(expected) < 8 or any(c not in "0123456789abcdef" for c in expected):
+        raise ValueError("'weights_sha256' must be a SHA-256 hex digest (or a prefix of "
+                         f"at least 8 characters), got {expected!r}")
+    got = file_sha256(path)
+    if not got.startswith(expected):
+        raise OSError(f"SHA-256 mismatch for 'weights_path' {path}: expected "
+                      f"{expected}, got {got}; the file is corrupt, modified or not "
+                      "the one meant")
+
+
+def clear_model_cache():
+    """
+    Forget the networks loaded by `ClusterClassifier` in this process.
+
+    Networks are cached per process, keyed by model name, weights, weights file
+    (path, size, modification time) and device, so building many classifiers
+    loads each network once.
+    """
+    _cached_network.cache_clear()
+
+
+def _model_names():
+    try:
+        from .models import list_models
+    except ImportError:  # pragma: no cover - models subpackage missing
+        return ("resnet18", "vgg19_bn")
+    return tuple(list_models())
+
+
+def _weights_key(weights):
+    """A hashable, registry-independent key for ``weights`` ('Enum.MEMBER' or name)."""
+    if weights is None or isinstance(weights, str):
+        return weights
+    from .models import WeightsEnum
+
+    if isinstance(weights, WeightsEnum):
+        return repr(weights)
+    raise TypeError("'weights' must be None, a member name such as 'DEFAULT' or "
+                    f"'SIM_V1', or a weights enum member, got {type(weights).__name__}")
+
+
+# ---------------------------------------------------------------------------
+# input tables
+# ---------------------------------------------------------------------------
+def _output_table(sources, resolved):
+    """A new QTable holding the input rows and columns (or positions)."""
+    if isinstance(sources, Table):
+        table = QTable(sources, copy=True)
+        clash = [c for c in OUTPUT_COLUMNS if c in table.colnames]
+        if clash:
+            warnings.warn(f"the sources table already has column(s) {clash}; they "
+                          "are replaced by the new classification", ClusterClsWarning)
+            table.remove_columns(clash)
+        return table
+    if isinstance(sources, SkyCoord):
+        coords = sources if not sources.isscalar else sources.reshape((1,))
+        return QTable({"sky_centroid": coords})
+    return QTable({"x_centroid": resolved.xy[:, 0], "y_centroid": resolved.xy[:, 1]})
+
+
+def _chunk_size(n_bands, size, batch_size):
+    per_object = 2 * 4 * n_bands * size * size  # raw + normalised float32
+    chunk = int(np.clip(_CHUNK_BYTES // per_object, 64, _CHUNK_MAX))
+    return max(chunk, min(batch_size, MAX_BATCH_SIZE))
+
+
+# ---------------------------------------------------------------------------
+# the classifier
+# ---------------------------------------------------------------------------
+class ClusterClassifier:
+    """
+    Classify star-cluster candidates into the four classes of Wei et al. (2020).
+
+    Options are checked, and the network and its weights are loaded (once per
+    process), when the classifier is built; calling it classifies.
+
+    Parameters
+    ----------
+    model : str, optional
+        Network name: ``'resnet18'`` (default) or ``'vgg19_bn'`` (see
+        `astro_clustercls.models.list_models`).
+    weights : str or weights enum member, optional
+        Bundled weights: ``None`` or ``'DEFAULT'`` for the default entry, a
+        member name (``'SIM_V1'``), ``'Enum.MEMBER'`` or the member itself.
+    weights_path : path-like, optional
+        An external checkpoint instead of bundled weights: safetensors written
+        by `~astro_clustercls.models.save_weights` (its meta gives the bands,
+        cutout size and normalisation), or a ``torch.save`` state dict read
+        with ``weights_only=True`` (pickled code never runs).
+    weights_meta : dict, optional
+        Meta of a ``weights_path`` file that carries none (a torch file): at
+        least ``'bands'``, ``'cutout_size'`` and ``'normalization'``;
+        overrides the file's own meta.
+    weights_sha256 : str, optional
+        Expected SHA-256 of the ``weights_path`` file (hex digest, or a prefix
+        of at least 8 characters); a mismatch raises an OSError. Bundled
+        weights are always checked against their manifest.
+    device : str or `torch.device`, optional
+        ``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'``. Default:
+        ``astro_clustercls.conf.device`` (``'auto'``: ``'cuda'`` if available,
+        else ``'cpu'``).
+    batch_size : int, optional
+        Cutouts per forward pass, 1 to 65536 (default
+        ``astro_clustercls.conf.batch_size``). Results do not depend on it.
+    progress_bar : bool, optional
+        Show a tqdm progress bar (default ``astro_clustercls.conf.progress_bar``).
+    cutout_size : int, optional
+        Cutout side in pixels. The network was trained on one size, recorded in
+        its weights' meta; giving another raises a ValueError. Default: that
+        size.
+    bands : mapping or sequence, optional
+        Which image band feeds each band of the network. Default: match by name
+        (the network's bands are ``classifier.bands``). A mapping
+        ``{network_band: image_band}`` substitutes bands, e.g.
+        ``{'F438W': 'F435W', 'F555W': 'F606W'}`` for fields observed with ACS
+        F435W or WFC3 F606W; bands not in the mapping are matched by name. A
+        sequence gives the image band for each network band in order (``None``
+        for a missing one). Substitutions are recorded in the output meta.
+    missing_bands : {'error', 'zero'}, optional
+        What to do when a band of the network has no image: ``'error'``
+        (default) raises a ValueError naming it; ``'zero'`` feeds zeros for
+        that band after normalisation (what a network trained with band
+        dropout expects), flags every row ``BAND_MISSING`` and emits a
+        `~astro_clustercls.utils.exceptions.BandWarning`.
+    tta : bool, optional
+        Test-time augmentation: average the class probabilities over the 8
+        rotations/flips of each cutout (8 times slower; default False).
+    confidence_threshold : float, optional
+        Rows whose highest probability is below it are flagged
+        ``LOW_CONFIDENCE`` (their class is still given). Default: no threshold.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid options (the message names the parameter); unknown model
+        names get close-match suggestions.
+    OSError
+        If the weights file is missing, truncated or fails its hash check.
+
+    Notes
+    -----
+    Each cutout is normalised on its own, so a row's probabilities do not
+    depend on the other rows or on ``batch_size``. Inference runs in chunks of
+    sources (a few thousand), so memory is proportional to the chunk size and
+    not to the number of sources; the forward pass runs under
+    `torch.inference_mode` in eval mode.
+
+    If the weights' meta holds a ``'temperature'`` (calibration by temperature
+    scaling), the logits are divided by it before the softmax.
+
+    Examples
+    --------
+    Classify two sources on 5-band images with a checkpoint ``weights_file``
+    (here a freshly initialised network, so the classes mean nothing):
+
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from astro_clustercls import BandImages
+    >>> from astro_clustercls.classify import ClusterClassifier
+    >>> from astro_clustercls.models import build_network, save_weights
+    >>> bands = ('F275W', 'F336W', 'F438W', 'F555W', 'F814W')
+    >>> meta = {'architecture': 'resnet18', 'bands': list(bands), 'cutout_size': 15,
+    ...         'normalization': 'asinh-v1'}
+    >>> tmpdir = tempfile.TemporaryDirectory()
+    >>> weights_file = pathlib.Path(tmpdir.name) / 'weights.safetensors'
+    >>> _ = save_weights(build_network('resnet18'), weights_file, meta)
+    >>> rng = np.random.default_rng(0)
+    >>> images = BandImages({b: rng.normal(0, 1, (64, 64)) for b in bands})
+    >>> clf = ClusterClassifier('resnet18', weights_path=weights_file, device='cpu')
+    >>> result = clf([(20.0, 30.0), (500.0, 10.0)], images)
+    >>> result.colnames
+    ['x_centroid', 'y_centroid', 'cluster_class', 'class_prob', 'class_prob_max', 'classify_flags']
+    >>> result['cluster_class'].mask.tolist()  # the second source is off the image
+    [False, True]
+    >>> result['class_prob'].shape
+    (2, 4)
+    >>> tmpdir.cleanup()
+    """
+
+    def __init__(self, model="resnet18", *, weights=None, weights_path=None,
+                 weights_sha256=None, weights_meta=None, device=None, batch_size=None, progress_bar=None,
+                 cutout_size=None, bands=None, missing_bands="error", tta=False,
+                 confidence_threshold=None):
+        from . import conf
+
+        if not isinstance(model, str):
+            raise TypeError(f"'model' must be a model name (str), got "
+                            f"{type(model).__name__}")
+        self.model = validate_choice("model", model.strip().lower(), _model_names())
+        if weights_path is not None and not isinstance(weights_path, (str, Path)):
+            raise TypeError("'weights_path' must be a path (str or pathlib.Path), got "
+                            f"{type(weights_path).__name__}")
+        if weights is not None and weights_path is not None:
+            raise ValueError("give either 'weights' (bundled) or 'weights_path' (a "
+                             "file), not both")
+        if weights_sha256 is not None and weights_path is None:
+            raise ValueError("'weights_sha256' checks a 'weights_path' file; bundled "
+                             "weights are always checked against their manifest")
+        self.weights = _weights_key(weights)
+        self.weights_path = None if weights_path is None else str(weights_path)
+        file_key = _file_key(self.weights_path)
+        if weights_sha256 is not None:
+            _check_sha256(self.weights_path, weights_sha256)
+        if weights_meta is not None:
+            if weights_path is None:
+                raise ValueError("'weights_meta' describes a 'weights_path' file; give "
+                                 "both")
+            if not isinstance(weights_meta, Mapping):
+                raise TypeError("'weights_meta' must be a dict, got "
+                                f"{type(weights_meta).__name__}")
+            try:
+                self._meta_json = json.dumps(dict(weights_meta), sort_keys=True)
+            except TypeError as exc:
+                raise TypeError(f"'weights_meta' must be JSON-serialisable: {exc}") \
+                    from None
+        else:
+            self._meta_json = None
+        self.device = _resolve_device(device)
+        self.batch_size = validate_positive_int(
+            "batch_size", conf.batch_size if batch_size is None else batch_size,
+            maximum=MAX_BATCH_SIZE)
+        self.progress_bar = bool(conf.progress_bar if progress_bar is None
+                                 else progress_bar)
+        self.missing_bands = validate_choice("missing_bands", missing_bands,
+                                             ("error", "zero"))
+        if not isinstance(tta, (bool, np.bool_)):
+            raise TypeError(f"'tta' must be True or False, got {tta!r}")
+        self.tta = bool(tta)
+        if confidence_threshold is not None:
+            if (isinstance(confidence_threshold, bool)
+                    or not isinstance(confidence_threshold, numbers.Real)):
+                raise TypeError("'confidence_threshold' must be a number in [0, 1], "
+                                f"got {confidence_threshold!r}")
+            if not 0 <= confidence_threshold <= 1:
+                raise ValueError("'confidence_threshold' must be in [0, 1], got "
+                                 f"{confidence_threshold!r}")
+            confidence_threshold = float(confidence_threshold)
+        self.confidence_threshold = confidence_threshold
+
+        # the network: loaded once per process (cached), errors surface here
+        net = self._network(file_key)
+        self.meta = dict(net.clustercls_meta)
+        self.bands = tuple(normalize_band_name(b) for b in self.meta["bands"])
+        trained_size = int(self.meta["cutout_size"])
+        if cutout_size is not None:
+            cutout_size = validate_positive_int("cutout_size", cutout_size)
+            if cutout_size != trained_size:
+                raise ValueError(f"'cutout_size' is {cutout_size} but the {self.model} "
+                                 f"weights were trained on {trained_size}-pixel "
+                                 f"cutouts; use cutout_size={trained_size} (or None)")
+        self.cutout_size = trained_size
+        self.normalization = self.meta.get("normalization", "asinh-v1")
+        self.temperature = float(self.meta.get("temperature", 1.0))
+        self._band_map = self._parse_band_map(bands)
+
+    # -- set-up helpers ----------------------------------------------------
+    def _network(self, file_key=None):
+        if file_key is None:
+            file_key = _file_key(self.weights_path)
+        return _cached_network(self.model, self.weights, file_key, self._meta_json,
+                               self.device)
+
+    def _parse_band_map(self, bands):
+        """{network band: image band or None}, in the network's band order."""
+        mapping = {b: b for b in self.bands}
+        if bands is None:
+            return mapping
+        if isinstance(bands, Mapping):
+            for key, value in bands.items():
+                net_band = normalize_band_name(key)
+                if net_band not in mapping:
+                    raise ValueError(f"'bands' maps {key!r}, which is not a band of "
+                                     f"the network; its bands are {self.bands}")
+                mapping[net_band] = None if value is None else normalize_band_name(
+                    value)
+            return mapping
+        if isinstance(bands, str) or not hasattr(bands, "__len__"):
+            raise TypeError("'bands' must be a mapping {network_band: image_band} or a "
+                            f"sequence of {len(self.bands)} image band names, got "
+                            f"{bands!r}")
+        if len(bands) != len(self.bands):
+            raise ValueError(f"'bands' must name one image band per network band "
+                             f"{self.bands} ({len(self.bands)}), got {len(bands)}")
+        return {net: None if img is None else normalize_band_name(img)
+                for net, img in zip(self.bands, bands)}
+
+    def __repr__(self):
+        source = (f"weights_path={self.weights_path!r}" if self.weights_path
+                  else f"weights={self.weights!r}")
+        return (f"<ClusterClassifier model={self.model!r} {source} "
+                f"device={self.device!r} bands={list(self.bands)} "
+                f"cutout_size={self.cutout_size} tta={self.tta}>")
+
+    @property
+    def weights_sha256(self):
+        """The sha256 of the loaded weights (from their meta), or None."""
+        return self.meta.get("sha256")
+
+    # -- the work ------------------------------------------------------------
+    def _match_bands(self, images):
+        """Image bands feeding the network, in network order; None = missing."""
+        used = {net: (img if img in images.bands else None)
+                for net, img in self._band_map.items()}
+        missing = [net for net, img in used.items() if img is None]
+        wanted = {img for img in used.values() if img is not None}
+        extra = [b for b in images.bands if b not in wanted]
+        if not wanted:
+            raise ValueError(f"none of the network's bands {self.bands} is among the "
+                             f"images' bands {images.bands}; name the substitutions "
+                             "with bands={network_band: image_band}")
+        if missing:
+            detail = ", ".join(f"{net}" + (f" (as {self._band_map[net]})"
+                                          if self._band_map[net] not in (None, net)
+                                          else "")
+                               for net in missing)
+            if self.missing_bands == "error":
+                raise ValueError(f"the images lack band(s) {detail} that the "
+                                 f"{self.model} network needs (its bands: "
+                                 f"{self.bands}; the images': {images.bands}). Give "
+                                 "them, substitute with bands={...}, or pass "
+                                 "missing_bands='zero'")
+            warnings.warn(f"band(s) {detail} missing: fed as zeros after "
+                          "normalisation; every row is flagged BAND_MISSING",
+                          BandWarning)
+        if extra:
+            warnings.warn(f"image band(s) {extra} are not used by the {self.model} "
+                          f"network (its bands: {self.bands}); ignored", BandWarning)
+        return used
+
+    def _forward(self, net, batch):
+        """Class probabilities (float32 numpy) of one normalised batch."""
+        import torch
+
+        x = torch.from_numpy(batch).to(self.device)
+        if not self.tta:
+            logits = net(x).float()
+            probs = torch.softmax(logits / self.temperature, dim=1)
+        else:
+            from .preprocessing import dihedral
+
+            probs = 0
+            for k in range(8):
+                logits = net(dihedral(x, k).contiguous()).float()
+                probs = probs + torch.softmax(logits / self.temperature, dim=1)
+            probs = probs / 8.0
+        return probs.cpu().numpy().astype(np.float32)
+
+    def classify(self, sources, images, *, xcol=None, ycol=None, skycol=None,
+                 origin=0):
+        """
+        Classify the sources and return the input table with the class columns.
+
+        Parameters
+        ----------
+        sources : Table, array-like (N, 2) or `~astropy.coordinates.SkyCoord`
+            The sources. A table keeps all its columns and rows; its positions
+            are read from ``xcol``/``ycol`` or ``skycol`` when given, else from
+            the photutils pixel columns (``x_centroid``/``y_centroid``,
+            ``xcentroid``/``ycentroid``, ``x_peak``/``y_peak``), else from
+            ``sky_centroid`` through the images' WCS (see
+            `~astro_clustercls.positions.resolve_positions`). An array holds
+            ``(x, y)`` pixel positions (the output gets ``x_centroid`` and
+            ``y_centroid`` columns, 0-based); a SkyCoord gives a
+            ``sky_centroid`` column.
+        images : `~astro_clustercls.BandImages` or mapping band -> image
+            The images, all on one pixel grid; bands are matched to the
+            network's by name (see ``bands`` and ``missing_bands``).
+        xcol, ycol : str, optional
+            Pixel position columns of ``sources``.
+        skycol : str or tuple of 2 str, optional
+            A SkyCoord column, or RA and Dec columns, of ``sources``.
+        origin : {0, 1}, optional
+            0 (default) if pixel positions are 0-based (astropy, photutils),
+            1 if 1-based (FITS, IRAF, DS9, many catalogs).
+
+        Returns
+        -------
+        `~astropy.table.QTable`
+            The input rows in input order, with ``cluster_class``,
+            ``class_prob``, ``class_prob_max`` and ``classify_flags`` added and
+            provenance in ``meta['astro_clustercls']``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For invalid sources, positions, images or missing bands.
+        """
+        import torch
+
+        from . import conf
+
+        images = bands_of(images)
+        used = self._match_bands(images)
+        present = [net for net, img in used.items() if img is not None]
+        present_idx = [self.bands.index(b) for b in present]
+        missing_idx = [i for i, b in enumerate(self.bands) if used[b] is None]
+        sub = images.select([used[b] for b in present])
+
+        resolved = resolve_positions(sources, wcs=images.wcs, xcol=xcol, ycol=ycol,
+                                     skycol=skycol, origin=origin)
+        table = _output_table(sources, resolved)
+        n = len(resolved.xy)
+        if len(table) != n:  # pragma: no cover - guarded by resolve_positions
+            raise ValueError(f"'sources' has {len(table)} rows but {n} positions")
+
+        probs = np.full((n, N_CLASSES), np.nan, dtype=np.float32)
+        flags = np.zeros(n, dtype=np.int32)
+        done = np.zeros(n, dtype=bool)
+
+        if n:
+            from .preprocessing import normalize
+
+            if conf.num_threads and conf.num_threads > 0:
+                torch.set_num_threads(int(conf.num_threads))
+            net = self._network()
+            nb, size = len(self.bands), self.cutout_size
+            chunk = _chunk_size(nb, size, self.batch_size)
+            starts = range(0, n, chunk)
+            bar = add_progress_bar(starts, desc=f"classify ({self.model})",
+                                   total=len(starts), progress_bar=self.progress_bar)
+            with torch.inference_mode():
+                for start in bar:
+                    sl = slice(start, min(start + chunk, n))
+                    stack = make_cutouts(sub, resolved.xy[sl], size)
+                    flags[sl] = stack.flags
+                    valid = np.isfinite(stack.data).reshape(len(stack), -1).any(axis=1)
+                    ok = stack.usable & valid
+                    rows = np.flatnonzero(ok)
+                    if rows.size == 0:
+                        continue
+                    data = np.zeros((rows.size, nb, size, size), dtype=np.float32)
+                    data[:, present_idx] = normalize(stack.data[rows],
+                                                     self.normalization)
+                    if missing_idx:
+                        data[:, missing_idx] = 0.0
+                    out = np.empty((rows.size, N_CLASSES), dtype=np.float32)
+                    for b0 in range(0, rows.size, self.batch_size):
+                        b1 = min(b0 + self.batch_size, rows.size)
+                        out[b0:b1] = self._forward(net, data[b0:b1])
+                    probs[start + rows] = out
+                    done[start + rows] = True
+
+        return self._to_table(table, probs, flags, done, missing_idx, used, resolved)
+
+    __call__ = classify
+
+    def _categories(self):
+        cats = self.meta.get("categories")
+        try:
+            values = np.array([int(c) for c in cats])
+        except (TypeError, ValueError):
+            return CLASSES
+        return values if values.size == N_CLASSES else CLASSES
+
+    def _to_table(self, table, probs, flags, done, missing_idx, used, resolved):
+        n = len(flags)
+        categories = self._categories()
+        with np.errstate(invalid="ignore"):
+            best = np.argmax(np.where(done[:, None], probs, -1.0), axis=1) if n else \
+                np.zeros(0, int)
+        classes = np.where(done, categories[best], 0).astype(np.int64)
+        prob_max = np.where(done, probs[np.arange(n), best] if n else 0.0, np.nan)
+        prob_max = prob_max.astype(np.float32)
+        if missing_idx:
+            flags |= FLAGS.BAND_MISSING.bit
+        if self.confidence_threshold is not None:
+            low = done & (prob_max < self.confidence_threshold)
+            flags |= np.where(low, FLAGS.LOW_CONFIDENCE.bit, 0).astype(np.int32)
+        flags |= np.where(done, 0, FLAGS.NOT_CLASSIFIED.bit).astype(np.int32)
+
+        table["cluster_class"] = MaskedColumn(
+            classes, mask=~done, fill_value=0, dtype=np.int64,
+            description="class 1..4 (Wei et al. 2020): " + "; ".join(
+                f"{c} {name}" for c, name in zip(CLASSES, CLASS_NAMES)))
+        table["class_prob"] = Column(
+            probs, description="probability of each class 1..4 (NaN: not classified)")
+        table["class_prob_max"] = Column(
+            prob_max, description="highest class probability (NaN: not classified)")
+        table["classify_flags"] = Column(
+            flags.astype(np.int32),
+            description="quality bit mask, see astro_clustercls.flags.FLAGS")
+
+        bands_used = {net: img for net, img in used.items()}
+        table.meta["astro_clustercls"] = get_meta(
+            model=self.model,
+            weights=(f"file:{Path(self.weights_path).name}" if self.weights_path
+                     else self.meta.get("weights")),
+            weights_sha256=self.weights_sha256,
+            weights_training_data=self.meta.get("training_data"),
+            weights_notes=self.meta.get("notes"),
+            bands=list(self.bands),
+            bands_used=bands_used,
+            cutout_size=self.cutout_size,
+            normalization=self.normalization,
+            categories=[int(c) for c in categories],
+            class_names=list(CLASS_NAMES),
+            device=self.device,
+            positions=resolved.source,
+            tta=self.tta,
+            confidence_threshold=self.confidence_threshold,
+            n_sources=int(n),
+            n_classified=int(np.count_nonzero(done)),
+        )
+        return table
+
+
+def classify_sources(sources, images, *, model="resnet18", xcol=None, ycol=None,
+                     skycol=None, origin=0, **kwargs):
+    """
+    Classify sources in one call: ``ClusterClassifier(model, **kwargs)(sources, images)``.
+
+    Parameters
+    ----------
+    sources, images, xcol, ycol, skycol, origin
+        See `ClusterClassifier.classify`.
+    model : str, optional
+        Network name (default ``'resnet18'``).
+    **kwargs
+        Options of `ClusterClassifier` (``weights``, ``weights_path``,
+        ``device``, ``batch_size``, ``tta``, ...).
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        See `ClusterClassifier.classify`.
+    """
+    clf = ClusterClassifier(model, **kwargs)
+    return clf.classify(sources, images, xcol=xcol, ycol=ycol, skycol=skycol,
+                        origin=origin)

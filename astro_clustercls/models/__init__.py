@@ -1,0 +1,60 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Networks and their weights: N-band ResNet18 / VGG19-BN, the registry of
+bundled weights, and safe reading/writing of weights files.
+"""
+
+from ._api import (
+    META_KEYS,
+    Weights,
+    WeightsEnum,
+    get_model,
+    get_model_weights,
+    get_weight,
+    list_models,
+    register_bundled_weights,
+)
+from ._io import (
+    check_state_dict,
+    file_sha256,
+    load_state_dict_file,
+    read_weights_meta,
+    save_weights,
+)
+from .architectures import (
+    ARCHITECTURES,
+    build_network,
+    identify_state_dict,
+    imagenet_weights_path,
+)
+
+__all__ = [
+    "ARCHITECTURES",
+    "build_network",
+    "identify_state_dict",
+    "imagenet_weights_path",
+    "save_weights",
+    "load_state_dict_file",
+    "read_weights_meta",
+    "file_sha256",
+    "check_state_dict",
+    "Weights",
+    "WeightsEnum",
+    "ResNet18_Weights",
+    "VGG19_BN_Weights",
+    "META_KEYS",
+    "list_models",
+    "get_model",
+    "get_model_weights",
+    "get_weight",
+    "register_bundled_weights",
+]
+
+
+def __getattr__(name):
+    # the weights enums are re-built whenever the manifest changes
+    if name in ("ResNet18_Weights", "VGG19_BN_Weights"):
+        from . import _api
+
+        return getattr(_api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,419 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Calibrate the simulator on the real LEGUS catalogs.
+
+Simulated cutouts are measured the way LEGUS measures its candidates
+(Adamo et al. 2017): aperture photometry with photutils at the catalog
+position, a local sky from the median in an annulus of 7-8 px, the
+concentration index ``CI = mag(r = 1 px) - mag(r = 3 px)`` in F555W,
+magnitudes in a 4 px aperture plus an average (point-source) aperture
+correction, colours U - V = F336W - F555W and V - I = F555W - F814W. The
+LEGUS candidate selection is applied to them (CI above the field's cut,
+M_V < -6, detected with an error < 0.3 mag in >= 4 bands including V) and,
+class by class, the median and 16-84 % range of each quantity are printed
+next to LEGUS's. Run::
+
+    python -m astro_clustercls.simulation.calibration [--n 6000] [--out FILE.rst]
+
+The LEGUS tables are read from ``../shared/data/legus`` (see its README);
+class counts and the CI cut of each field come from them, distances from
+`LEGUS_DISTANCES`.
+"""
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .._constants import DEFAULT_BANDS
+from .observing import DEFAULT_CONDITIONS
+from .photometry import flux_to_mag
+from .populations import DEFAULT_PARAMETERS, LEGUS_DISTANCES
+from .psf import get_psf
+
+__all__ = ["legus_data_dir", "quick_measure", "measure_stamps", "legus_selection",
+           "summarize", "legus_summary", "simulated_summary", "compare", "format_table",
+           "TOLERANCES", "main"]
+
+#: Tolerances the calibration is held to (test_calibration).
+TOLERANCES = {"ci_median": 0.1, "colour_median": 0.25}
+
+_QUANTITIES = ("CI", "U-V", "V-I", "V")
+APERTURE = 4.0
+ANNULUS = (7.0, 8.0)
+
+
+def legus_data_dir():
+    """The LEGUS catalog directory (``../shared/data/legus`` from the repo), or None."""
+    import astro_clustercls
+
+    pkg = Path(astro_clustercls.__file__).resolve()
+    for cand in (pkg.parents[2] / "shared" / "data" / "legus",
+                 pkg.parents[1] / ".." / "shared" / "data" / "legus"):
+        if (cand / "MANIFEST.tsv").is_file():
+            return cand
+    return None
+
+
+def _read_legus_for_calibration(directory=None):
+    """
+    Minimal private reader of the LEGUS tables (columns by position, see README).
+
+    Returns a dict of arrays: ``field``, ``mag`` (N, 5) in F275W, F336W,
+    F435W/F438W, F555W/F606W, F814W (NaN: outside / not detected), ``err``,
+    ``outside`` (N, 5) bool, ``ci``, ``cls`` (0 = not inspected; 5 and other
+    codes are mapped to 0).
+    """
+    d = Path(directory) if directory is not None else legus_data_dir()
+    if d is None or not (d / "MANIFEST.tsv").is_file():
+        raise OSError("LEGUS catalogs not found (expected ../shared/data/legus)")
+    with open(d / "MANIFEST.tsv") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    parts = []
+    for r in rows:
+        shift = 2 if r["galaxy_field"].startswith("ngc1313") else 0
+        ccol = int(r["class_col_1based"]) - 1
+        vals = []
+        with open(d / r["file"]) as fh:
+            for line in fh:
+                t = line.split()
+                if len(t) < 30:
+                    continue
+                mags = [float(t[c - 1 + shift]) for c in (6, 8, 10, 12, 14)]
+                errs = [float(t[c + shift]) for c in (6, 8, 10, 12, 14)]
+                vals.append(mags + errs + [float(t[15 + shift]), float(t[ccol])])
+        a = np.array(vals, float).reshape(-1, 12)
+        parts.append((r["galaxy_field"], a))
+    field = np.concatenate([np.full(a.shape[0], f, dtype="<U12") for f, a in parts])
+    a = np.concatenate([a for _, a in parts])
+    raw = a[:, :5]
+    outside = np.abs(raw - 66.666) < 1e-3
+    undet = raw > 90
+    mag = np.where(outside | undet, np.nan, raw)
+    cls = a[:, 11]
+    cls = np.where(np.isin(cls, [1, 2, 3, 4]), cls, 0).astype(int)
+    return {"field": field, "mag": mag, "err": np.where(outside | undet, np.nan, a[:, 5:10]),
+            "outside": outside, "ci": a[:, 10], "cls": cls}
+
+
+def _ap_weights(size, radius, center):
+    from photutils.aperture import CircularAnnulus, CircularAperture
+
+    if np.ndim(radius) == 0:
+        ap = CircularAperture(center, radius)
+    else:
+        ap = CircularAnnulus(center, *radius)
+    return ap.to_mask(method="exact").to_image((size, size))
+
+
+_APCOR_CACHE = {}
+
+
+def _aperture_corrections(bands, radius=APERTURE):
+    """
+    Average aperture corrections (mag) from a ``radius`` aperture to the total.
+
+    Like LEGUS's average corrections, they are those of a typical cluster (a
+    round EFF profile, gamma = 3, effective radius 1.2 px), not of a star.
+    """
+    key = (tuple(bands), float(radius))
+    if key not in _APCOR_CACHE:
+        from . import _fourier
+        from ._render import KIND_MOFFAT, Components, StampRenderer
+
+        bi = _fourier.nu_index(1.5)
+        beta = _fourier.beta_of_index(bi)
+        a = 1.2 / np.sqrt(2.0 ** (1.0 / (beta - 1.0)) - 1.0)
+        comp = Components(obj=np.array([0]), kind=np.array([KIND_MOFFAT]),
+                          dx=np.zeros(1), dy=np.zeros(1), size=np.array([a]),
+                          q=np.ones(1), theta=np.zeros(1), beta_idx=np.array([bi]),
+                          flux=np.ones((1, len(bands))))
+        r = StampRenderer([get_psf(b) for b in bands], 63, pad=512)
+        img = r.render(comp, 1)[0]
+        w = _ap_weights(63, radius, (31, 31))
+        _APCOR_CACHE[key] = -2.5 * np.log10((img * w).sum(axis=(1, 2)))
+    return _APCOR_CACHE[key]
+
+
+def quick_measure(data, variance, bands):
+    """
+    Fast numpy aperture photometry at the centre of each cutout.
+
+    Same apertures as `measure_stamps` (exact-overlap weights at the centre
+    pixel), used to pre-select training objects. Returns a dict with ``ci``
+    (F555W), ``mag`` (N, B) total Vega mags, ``err`` (N, B).
+    """
+    n, nb, s, _ = data.shape
+    c = s // 2
+    w1, w3, w4 = (_ap_weights(s, r, (c, c)) for r in (1.0, 3.0, APERTURE))
+    wa = _ap_weights(s, ANNULUS, (c, c)) > 0.5
+    d = np.nan_to_num(data, nan=0.0)
+    sky = np.nanmedian(data[:, :, wa], axis=2)
+    sky = np.nan_to_num(sky)
+    f1 = np.einsum("nbyx,yx->nb", d, w1) - sky * w1.sum()
+    f3 = np.einsum("nbyx,yx->nb", d, w3) - sky * w3.sum()
+    f4 = np.einsum("nbyx,yx->nb", d, w4) - sky * w4.sum()
+    bad = np.isnan(data[:, :, w4 > 0]).any(axis=2)
+    f4 = np.where(bad, np.nan, f4)
+    var4 = np.einsum("nbyx,yx->nb", np.nan_to_num(variance), w4**2)
+    return _finish(f1, f3, f4, np.sqrt(var4), bands)
+
+
+def _finish(f1, f3, f4, sig4, bands):
+    bands = [b.upper() for b in bands]
+    apc = _aperture_corrections(bands)
+    mag = np.full(f4.shape, np.nan)
+    for j, b in enumerate(bands):
+        mag[:, j] = flux_to_mag(f4[:, j], b) + apc[j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = 1.0857 * sig4 / f4
+        err = np.where(f4 > 0, err, np.nan)
+    v = bands.index("F555W") if "F555W" in bands else len(bands) // 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ci = np.where((f1[:, v] > 0) & (f3[:, v] > 0),
+                      -2.5 * np.log10(f1[:, v] / f3[:, v]), np.nan)
+    return {"ci": ci, "mag": mag, "err": err, "bands": tuple(bands)}
+
+
+def measure_stamps(data, bands, *, variance=None, ncol=None):
+    """
+    Measure cutouts like LEGUS, with photutils, at each cutout's centre.
+
+    The cutouts are laid side by side in one mosaic per band and measured with
+    `photutils.aperture.aperture_photometry` (r = 1, 3 and 4 px, exact overlap)
+    and `photutils.aperture.ApertureStats` (median in a 7-8 px annulus).
+
+    Parameters
+    ----------
+    data : ndarray (N, B, S, S)
+        Cutouts (electron/s) centred on the objects.
+    bands : sequence of str
+    variance : ndarray like ``data``, optional
+        Pixel variances for the errors (default: from the annulus scatter).
+
+    Returns
+    -------
+    dict with ``ci`` (N,), ``mag`` (N, B), ``err`` (N, B), ``bands``.
+    """
+    from photutils.aperture import (ApertureStats, CircularAnnulus, CircularAperture,
+                                    aperture_photometry)
+
+    n, nb, s, _ = data.shape
+    ncol = ncol or int(np.ceil(np.sqrt(n)))
+    nrow = int(np.ceil(n / ncol))
+    iy, ix = np.divmod(np.arange(n), ncol)
+    pos = np.column_stack([ix * s + s // 2, iy * s + s // 2]).astype(float)
+    f = {r: np.empty((n, nb)) for r in (1.0, 3.0, APERTURE)}
+    sig4 = np.empty((n, nb))
+    for j in range(nb):
+        mosaic = np.zeros((nrow * s, ncol * s))
+        mosaic.reshape(nrow, s, ncol, s)[...] = 0
+        tiles = np.zeros((nrow * ncol, s, s))
+        tiles[:n] = data[:, j]
+        mosaic = tiles.reshape(nrow, ncol, s, s).transpose(0, 2, 1, 3).reshape(nrow * s,
+                                                                             ncol * s)
+        mask = ~np.isfinite(mosaic)
+        ann = CircularAnnulus(pos, *ANNULUS)
+        st = ApertureStats(mosaic, ann, mask=mask, sum_method="center")
+        sky = np.nan_to_num(np.asarray(st.median, float))
+        clean = np.where(mask, 0.0, mosaic)
+        for r in f:
+            ap = CircularAperture(pos, r)
+            tab = aperture_photometry(clean, ap, method="exact")
+            f[r][:, j] = np.asarray(tab["aperture_sum"], float) - sky * ap.area
+        # objects with NaN inside the 4 px aperture are not measurable
+        bad = aperture_photometry(mask.astype(float), CircularAperture(pos, APERTURE),
+                                  method="center")["aperture_sum"] > 0
+        f[APERTURE][np.asarray(bad), j] = np.nan
+        if variance is not None:
+            vt = np.zeros((nrow * ncol, s, s))
+            vt[:n] = np.nan_to_num(variance[:, j])
+            vm = vt.reshape(nrow, ncol, s, s).transpose(0, 2, 1, 3).reshape(nrow * s,
+                                                                           ncol * s)
+            sig4[:, j] = np.sqrt(np.asarray(aperture_photometry(
+                vm, CircularAperture(pos, APERTURE), method="exact")["aperture_sum"]))
+        else:
+            std = np.nan_to_num(np.asarray(st.std, float))
+            area = np.pi * APERTURE**2
+            sig4[:, j] = np.sqrt(std**2 * area + np.maximum(f[APERTURE][:, j], 0) * 0)
+    return _finish(f[1.0], f[3.0], f[APERTURE], sig4, bands)
+
+
+#: LEGUS catalogs thin out near the magnitude cut (detection in crowded
+#: fields, the limit of visual inspection): the fraction kept at absolute V
+#: magnitude M is a logistic of centre COMPLETENESS[0] and width COMPLETENESS[1].
+COMPLETENESS = (-6.7, 0.35)
+
+
+def legus_selection(meas, distance, bands, *, ci_cut=1.3, mv_limit=-6.0, min_bands=4,
+                    max_err=0.3, completeness=COMPLETENESS, rng=0):
+    """
+    LEGUS's candidate selection applied to measured objects (boolean mask).
+
+    CI >= ``ci_cut`` (scalar or per object), M_V <= ``mv_limit`` (V = F555W,
+    distance modulus from ``distance`` in Mpc), magnitude error <= ``max_err``
+    in at least ``min_bands`` bands, V among them; then objects are kept at
+    random with the probability ``completeness`` gives at their M_V (None:
+    keep all).
+    """
+    bands = [b.upper() for b in bands]
+    v = bands.index("F555W") if "F555W" in bands else len(bands) // 2
+    dm = 5 * np.log10(np.asarray(distance, float) * 1e5)
+    det = np.nan_to_num(meas["err"], nan=9.0) <= max_err
+    mv = np.nan_to_num(meas["mag"][:, v], nan=99.0) - dm
+    with np.errstate(invalid="ignore"):
+        keep = ((np.nan_to_num(meas["ci"], nan=-9) >= ci_cut) & (mv <= mv_limit)
+                & det[:, v] & (det.sum(axis=1) >= min_bands))
+    if completeness is not None:
+        m0, w = completeness
+        prob = 1.0 / (1.0 + np.exp(np.clip((mv - m0) / w, -50, 50)))
+        keep &= np.random.default_rng(rng).random(mv.size) < prob
+    return keep
+
+
+def summarize(ci, mag, det=None):
+    """Median and 16/84 % percentiles of CI, U-V, V-I and V, plus detection fractions.
+
+    ``mag`` columns are F275W, F336W, B, V, F814W.
+    """
+    q = {"CI": ci, "U-V": mag[:, 1] - mag[:, 3], "V-I": mag[:, 3] - mag[:, 4],
+         "V": mag[:, 3]}
+    out = {}
+    for k, x in q.items():
+        x = np.asarray(x, float)
+        x = x[np.isfinite(x)]
+        out[k] = (tuple(np.percentile(x, [50, 16, 84])) if x.size else
+                  (np.nan, np.nan, np.nan))
+    out["n"] = int(np.isfinite(np.asarray(ci, float)).sum())
+    if det is not None:
+        out["det"] = tuple(np.nanmean(det, axis=0))
+    return out
+
+
+def legus_summary(cat=None):
+    """Per-class summary of the human-classified LEGUS candidates."""
+    cat = cat if cat is not None else _read_legus_for_calibration()
+    out = {}
+    for c in (1, 2, 3, 4):
+        s = cat["cls"] == c
+        inside = ~cat["outside"][s]
+        det = np.where(inside, np.isfinite(cat["mag"][s]), np.nan)
+        out[c] = summarize(cat["ci"][s], cat["mag"][s], det)
+    return out
+
+
+def _field_table(cat):
+    """Per LEGUS field: distance, CI cut (lowest CI of classified objects), class counts."""
+    fields = {}
+    for f in np.unique(cat["field"]):
+        s = (cat["field"] == f) & (cat["cls"] > 0)
+        if not s.any() or f not in LEGUS_DISTANCES:
+            continue
+        counts = np.array([(cat["cls"][s] == c).sum() for c in (1, 2, 3, 4)])
+        fields[f] = (LEGUS_DISTANCES[f], np.floor(cat["ci"][s].min() * 100) / 100, counts)
+    return fields
+
+
+def simulated_summary(n_per_class=1500, seed=0, *, params=None, cat=None,
+                      conditions=None, use_photutils=True, size=31, return_raw=False):
+    """
+    Simulate LEGUS-like candidates per class, measure, select and summarise.
+
+    Each simulated class-c object gets the distance and CI cut of a LEGUS field
+    drawn with the weight of that field's class-c count.
+    """
+    from .training_set import _make_stamps
+
+    cat = cat if cat is not None else _read_legus_for_calibration()
+    fields = _field_table(cat)
+    names = list(fields)
+    rng = np.random.default_rng(seed)
+    p = params or DEFAULT_PARAMETERS
+    conditions = conditions or DEFAULT_CONDITIONS
+    bands = DEFAULT_BANDS
+    out, raw = {}, {}
+    for c in (1, 2, 3, 4):
+        w = np.array([fields[f][2][c - 1] for f in names], float)
+        m = int(n_per_class)
+        pick = rng.choice(len(names), m, p=w / w.sum())
+        dist = np.array([fields[names[i]][0] for i in pick])
+        cut = np.array([fields[names[i]][1] for i in pick])
+        img, var, tab = _make_stamps(
+            m, size, rng, bands=bands, distance=dist, classes=np.full(m, c), params=p,
+            conditions=conditions, psf_scale=1.0, psf_jitter=0.0, background_mu=21.5,
+            background_age=(7.5, 9.5), crowding=0.8, position_jitter=0.25)
+        meas = (measure_stamps(img, bands, variance=var) if use_photutils
+                else quick_measure(img, var, bands))
+        sel = legus_selection(meas, dist, bands, ci_cut=cut, rng=rng)
+        det = (np.nan_to_num(meas["err"][sel], nan=9) <= 0.3).astype(float)
+        out[c] = summarize(meas["ci"][sel], meas["mag"][sel], det)
+        out[c]["selected_fraction"] = float(sel.mean())
+        raw[c] = (meas, sel, tab)
+    return (out, raw) if return_raw else out
+
+
+def compare(sim, legus):
+    """Differences of medians (sim - LEGUS) per class and quantity."""
+    return {c: {k: sim[c][k][0] - legus[c][k][0] for k in _QUANTITIES} for c in sim}
+
+
+def _fmt(t):
+    return f"{t[0]:6.2f} [{t[1]:6.2f}, {t[2]:6.2f}]"
+
+
+def format_table(sim, legus):
+    """An RST grid table: per class, simulator vs LEGUS, median [16 %, 84 %]."""
+    head = ["Class", "Quantity", "Simulator median [16%, 84%]", "LEGUS median [16%, 84%]",
+            "Diff."]
+    rows = []
+    for c in (1, 2, 3, 4):
+        for k in _QUANTITIES:
+            rows.append([str(c), k, _fmt(sim[c][k]), _fmt(legus[c][k]),
+                         f"{sim[c][k][0] - legus[c][k][0]:+.2f}"])
+        det_s = " ".join(f"{x:.2f}" for x in sim[c].get("det", ()))
+        det_l = " ".join(f"{x:.2f}" for x in legus[c].get("det", ()))
+        rows.append([str(c), "det. frac. (5 bands)", det_s, det_l, ""])
+        rows.append([str(c), "N selected", f"{sim[c]['n']} "
+                     f"({100 * sim[c].get('selected_fraction', 1):.0f}% of drawn)",
+                     str(legus[c]["n"]), ""])
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    hline = line.replace("-", "=")
+
+    def fmt_row(r):
+        return "| " + " | ".join(x.ljust(w) for x, w in zip(r, widths)) + " |"
+
+    out = [line, fmt_row(head), hline]
+    for r in rows:
+        out += [fmt_row(r), line]
+    return "\n".join(out)
+
+
+def main(argv=None):
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m astro_clustercls.simulation.calibration",
+        description="Compare simulated candidates with the LEGUS catalogs, per class.")
+    parser.add_argument("--n", type=int, default=4000, help="objects drawn per class")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="write the RST table to this file")
+    args = parser.parse_args(argv)
+    cat = _read_legus_for_calibration()
+    legus = legus_summary(cat)
+    sim = simulated_summary(args.n, args.seed, cat=cat)
+    from . import SIMULATOR_VERSION
+
+    table = format_table(sim, legus)
+    text = (f".. Generated by `python -m astro_clustercls.simulation.calibration "
+            f"--n {args.n} --seed {args.seed}` (simulator {SIMULATOR_VERSION}).\n\n"
+            f"{table}\n")
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

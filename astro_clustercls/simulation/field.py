@@ -1,0 +1,288 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Simulated multi-band HST fields with true cluster classes.
+
+`simulate_field` builds five WFC3/UVIS-like drizzled mosaics on one 0.04"/px
+TAN grid, in electron/s (sky-subtracted): an exponential disk with
+logarithmic spiral arms (bluer arms, redder disk), objects of the four classes
+placed preferentially on the arms (crowding), each band's PSF, Poisson + read
+noise for each band's depth, and a NaN chip gap.
+"""
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.table import QTable
+from astropy.wcs import WCS
+
+from .._constants import DEFAULT_BANDS, PIXEL_SCALE
+from ..images import BandImages
+from ..utils._meta import get_meta
+from ..utils._parameters import as_pair, validate_positive_int
+from ._render import StampRenderer
+from .observing import DEFAULT_CONDITIONS, ObservingConditions, surface_brightness_to_rate
+from .photometry import mag_to_flux
+from .populations import DEFAULT_PARAMETERS, draw_population, ssp_colours
+from .psf import get_psf
+
+__all__ = ["simulate_field", "make_wcs", "paint_objects"]
+
+_STAMP = 63
+
+
+def make_wcs(shape, *, ra=150.0, dec=2.0, pixel_scale=PIXEL_SCALE):
+    """
+    A north-up TAN WCS for an image of ``shape`` (ny, nx), centred on (ra, dec).
+
+    Examples
+    --------
+    >>> from astro_clustercls.simulation.field import make_wcs
+    >>> w = make_wcs((100, 100))
+    >>> round(float(abs(w.wcs.cdelt[0]) * 3600), 5)
+    0.03962
+    """
+    ny, nx = shape
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [ra, dec]
+    w.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]
+    w.wcs.cdelt = [-pixel_scale / 3600.0, pixel_scale / 3600.0]
+    w.wcs.cunit = ["deg", "deg"]
+    return w
+
+
+def paint_objects(shape, bands, comp, x, y, *, psfs=None, stamp=_STAMP):
+    """
+    Render objects (their `Components`) into noise-free images at (x, y).
+
+    Returns an ndarray (B, ny, nx) float64 in electron/s. Positions are
+    0-based pixel coordinates of each object's reference point (its light
+    centroid in V).
+    """
+    psfs = psfs or [get_psf(b) for b in bands]
+    ny, nx = shape
+    out = np.zeros((len(bands), ny, nx))
+    n = np.size(x)
+    if n == 0:
+        return out
+    ix, iy = np.rint(x).astype(int), np.rint(y).astype(int)
+    comp.dx = comp.dx + (np.asarray(x) - ix)[comp.obj]
+    comp.dy = comp.dy + (np.asarray(y) - iy)[comp.obj]
+    # integer shifts of artefacts are unchanged (they sit on whole pixels)
+    renderer = StampRenderer(psfs, stamp, pad=2 * stamp + 2)
+    h = stamp // 2
+    for lo in range(0, n, 256):
+        hi = min(n, lo + 256)
+        sel = (comp.obj >= lo) & (comp.obj < hi)
+        asel = (comp.art_obj >= lo) & (comp.art_obj < hi)
+        sub = type(comp)(obj=comp.obj[sel] - lo, kind=comp.kind[sel], dx=comp.dx[sel],
+                         dy=comp.dy[sel], size=comp.size[sel], q=comp.q[sel],
+                         theta=comp.theta[sel], beta_idx=comp.beta_idx[sel],
+                         flux=comp.flux[sel], art_obj=comp.art_obj[asel] - lo,
+                         art_band=comp.art_band[asel], art_dx=comp.art_dx[asel],
+                         art_dy=comp.art_dy[asel], art_flux=comp.art_flux[asel])
+        stamps = renderer.render(sub, hi - lo)
+        for k in range(hi - lo):
+            x0, y0 = ix[lo + k] - h, iy[lo + k] - h
+            xa, ya = max(x0, 0), max(y0, 0)
+            xb, yb = min(x0 + stamp, nx), min(y0 + stamp, ny)
+            if xa >= xb or ya >= yb:
+                continue
+            out[:, ya:yb, xa:xb] += stamps[k][:, ya - y0:yb - y0, xa - x0:xb - x0]
+    return out
+
+
+def _galaxy_light(shape, bands, rng, *, kind, mu0):
+    """Diffuse light (B, ny, nx) in electron/s/pixel and the arm-density map."""
+    ny, nx = shape
+    yy, xx = np.mgrid[:ny, :nx].astype(float)
+    if kind == "none":
+        return np.zeros((len(bands), ny, nx)), np.ones(shape)
+    # galaxy centre somewhere around / outside the field, disk scale ~ field size
+    cx = nx * rng.uniform(-0.3, 0.3) + nx / 2
+    cy = ny * rng.uniform(-0.3, 0.3) + ny / 2
+    h = max(nx, ny) * rng.uniform(0.5, 1.0)
+    r = np.hypot(xx - cx, yy - cy) + 1.0
+    phi = np.arctan2(yy - cy, xx - cx)
+    disk = np.exp(-r / h)
+    if kind == "spiral":
+        pitch = np.deg2rad(rng.uniform(12, 25))
+        phase = rng.uniform(0, 2 * np.pi)
+        arg = 2 * (phi - np.log(r / 10.0) / np.tan(pitch)) + phase
+        arms = np.clip(np.cos(arg), 0, None) ** 3 * np.exp(-r / (2 * h))
+    elif kind == "disk":
+        arms = np.zeros(shape)
+    elif kind == "gradient":
+        g = rng.normal(0, 1, 2)
+        disk = np.clip(1 + 0.5 * (g[0] * (xx / nx - 0.5) + g[1] * (yy / ny - 0.5)), 0.1,
+                       None)
+        arms = np.zeros(shape)
+    else:
+        raise ValueError(f"'background' must be 'spiral', 'disk', 'gradient' or 'none', "
+                         f"got {kind!r}")
+    disk = disk / disk.max()
+    level = float(surface_brightness_to_rate(mu0, "F555W"))
+    old = ssp_colours(9.6, bands, ebv=0.1)
+    young = ssp_colours(7.3, bands, ebv=0.2)
+    zp = np.array([float(mag_to_flux(0.0, b)) for b in bands])
+    zpv = float(mag_to_flux(0.0, "F555W"))
+    c_old = (zp / zpv) * 10 ** (-0.4 * old)
+    c_young = (zp / zpv) * 10 ** (-0.4 * young)
+    light = level * (disk[None] * c_old[:, None, None] + 0.8 * arms[None] *
+                     c_young[:, None, None])
+    density = 0.25 * disk / disk.max() + (arms / arms.max() if arms.max() > 0 else 0)
+    return light, density
+
+
+def _chip_gap(shape, rng, width):
+    """Boolean mask of a slightly tilted NaN band across the image (a chip gap)."""
+    ny, nx = shape
+    yy, xx = np.mgrid[:ny, :nx].astype(float)
+    y0 = rng.uniform(0.3, 0.7) * ny
+    slope = rng.uniform(-0.05, 0.05)
+    dist = yy - (y0 + slope * (xx - nx / 2))
+    return (dist > -width / 2) & (dist < width / 2), (y0, slope)
+
+
+def simulate_field(seed=None, *, distance=10.0, n_objects=200, shape=(512, 512),
+                   bands=DEFAULT_BANDS, classes=None, class_balance="legus",
+                   params=None, conditions=None, background="spiral",
+                   background_mu=20.5, chip_gap=True, psf_jitter=0.03, ra=150.0,
+                   dec=2.0, border=8):
+    """
+    Simulate a multi-band HST field with star-cluster candidates of known class.
+
+    Parameters
+    ----------
+    seed : int or `numpy.random.Generator`, optional
+        Random seed (same seed, same field).
+    distance : float, optional
+        Distance of the galaxy in Mpc (default 10).
+    n_objects : int, optional
+        Number of objects (default 200).
+    shape : int or (ny, nx), optional
+        Image shape in pixels (default 512 x 512).
+    bands : sequence of str, optional
+        Default ``DEFAULT_BANDS``.
+    classes : sequence of int, optional
+        Classes to include (default all four).
+    class_balance : 'legus', 'equal' or 4 fractions, optional
+    params : PopulationParameters, optional
+    conditions : ObservingConditions, optional
+        Depth, sky, read noise (default LEGUS-like).
+    background : {'spiral', 'disk', 'gradient', 'none'}, optional
+        Diffuse galaxy light (default a disk with spiral arms).
+    background_mu : float, optional
+        Peak V surface brightness of the diffuse light, mag/arcsec^2.
+    chip_gap : bool or float, optional
+        Add a NaN chip gap (True: ~1.2" wide, i.e. 30 px, or 5 % of the
+        image height if smaller; a float gives the width in pixels).
+    psf_jitter : float, optional
+        Relative rms change of the PSF width for this field.
+    ra, dec : float, optional
+        Field centre (deg).
+    border : int, optional
+        Objects are placed at least this far (px) inside the image.
+
+    Returns
+    -------
+    images : `~astro_clustercls.BandImages`
+        One CCDData per band, electron/s, TAN WCS; NaN in the chip gap.
+    truth : `~astropy.table.QTable`
+        One row per object: ``x_centroid``, ``y_centroid`` (0-based light
+        centroid in F555W), ``sky_centroid``, ``cluster_class``, ``subtype``,
+        physical parameters and per-band ``flux_<band>`` / ``mag_<band>``.
+
+    Examples
+    --------
+    >>> from astro_clustercls.simulation import simulate_field
+    >>> images, truth = simulate_field(seed=1, n_objects=10, shape=(96, 96))
+    >>> images.bands
+    ('F275W', 'F336W', 'F438W', 'F555W', 'F814W')
+    >>> len(truth), str(images.unit)
+    (10, 'electron / s')
+    """
+    rng = np.random.default_rng(seed)
+    shape = as_pair("shape", shape, lower_bound=(32, 32))
+    n_objects = validate_positive_int("n_objects", n_objects)
+    bands = tuple(str(b).upper() for b in bands)
+    conditions = conditions or DEFAULT_CONDITIONS
+    if not isinstance(conditions, ObservingConditions):
+        raise TypeError("'conditions' must be an ObservingConditions")
+    p = params or DEFAULT_PARAMETERS
+    if isinstance(class_balance, str):
+        fr = {"legus": p.class_fractions, "equal": (0.25,) * 4}.get(class_balance)
+        if fr is None:
+            raise ValueError("'class_balance' must be 'legus', 'equal' or 4 fractions")
+    else:
+        fr = tuple(float(f) for f in class_balance)
+    p = p.copy(class_fractions=fr)
+    ny, nx = shape
+    light, density = _galaxy_light(shape, bands, rng, kind=background, mu0=background_mu)
+    gap = np.zeros(shape, bool)
+    gap_line = None
+    if chip_gap:
+        width = (min(30.0, max(6.0, 0.05 * ny)) if chip_gap is True else float(chip_gap))
+        gap, gap_line = _chip_gap(shape, rng, width)
+    tab, comp = draw_population(n_objects, rng=rng, bands=bands, distance=distance,
+                                classes=[1, 2, 3, 4] if classes is None else classes,
+                                params=p)
+    # positions: clusters follow the arms, class 4 mostly uniform; none in the gap
+    is_cl = np.isin(tab["cluster_class"], [1, 2, 3])
+    x = np.empty(n_objects)
+    y = np.empty(n_objects)
+    dmax = density.max()
+    for i in range(n_objects):
+        for _ in range(1000):
+            xi = rng.uniform(border, nx - 1 - border)
+            yi = rng.uniform(border, ny - 1 - border)
+            if gap[int(round(yi)), int(round(xi))]:
+                continue
+            if tab["edge"][i] and gap_line is not None:
+                # put edge objects 1.5-6 px from the gap
+                y0, slope = gap_line
+                w2 = width / 2
+                side = rng.choice([-1, 1])
+                yi = y0 + slope * (xi - nx / 2) + side * (w2 + rng.uniform(1.5, 6.0))
+                if not border <= yi <= ny - 1 - border:
+                    continue
+                break
+            if not is_cl[i] or rng.random() < density[int(round(yi)), int(round(xi))] / dmax:
+                break
+        x[i], y[i] = xi, yi
+    psf_scale = 1.0 + psf_jitter * rng.standard_normal() if psf_jitter else 1.0
+    psfs = [get_psf(b).scaled(psf_scale) for b in bands]
+    model = paint_objects(shape, bands, comp, x, y, psfs=psfs) + light
+    wcs = make_wcs(shape, ra=ra, dec=dec)
+    images = {}
+    for j, b in enumerate(bands):
+        var = conditions.variance(b, model[j])
+        img = (model[j] + rng.standard_normal(shape) * np.sqrt(var)).astype(np.float32)
+        img[gap] = np.nan
+        images[b] = img
+    bimg = BandImages(images, wcs=wcs, unit=u.electron / u.s)
+    for b in bands:
+        bimg[b].meta.update({"FILTER": b, "EXPTIME": conditions.t(b), "BUNIT": "ELECTRONS/S",
+                             "SIMVERS": _version(), "PSFSCALE": psf_scale})
+    truth = QTable()
+    truth["id"] = np.arange(1, n_objects + 1)
+    truth["x_centroid"] = x
+    truth["y_centroid"] = y
+    truth["sky_centroid"] = SkyCoord.from_pixel(x, y, wcs, origin=0)
+    for k, v in tab.items():
+        truth[k] = v
+    truth["distance"].unit = u.Mpc
+    truth["reff_pc"].unit = u.pc
+    truth["age"].unit = u.yr
+    truth["mass"].unit = u.Msun
+    for b in bands:
+        truth[f"flux_{b}"].unit = u.electron / u.s
+    truth.meta.update(get_meta(simulator_version=_version(), psf_scale=psf_scale,
+                               background=background, distance=distance))
+    return bimg, truth
+
+
+def _version():
+    from . import SIMULATOR_VERSION
+
+    return SIMULATOR_VERSION

@@ -1,0 +1,469 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Tests of astro_clustercls.distributed: many fields and tiled mosaics, in this
+process and on a dask.distributed LocalCluster (2 worker processes, started
+once for the module).
+
+Every result is compared, column by column and bit for bit, with
+`ClusterClassifier` run in this process on the same field.
+"""
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.nddata import CCDData
+from astropy.table import QTable
+
+from astro_clustercls import BandImages
+from astro_clustercls import distributed as acd
+from astro_clustercls.classify import ClusterClassifier
+from astro_clustercls.distributed import (FieldError, Tile, classify_fields,
+                                          classify_mosaic, plan_tiles)
+from astro_clustercls.flags import FLAGS
+from astro_clustercls.utils._optional_deps import HAS_DISTRIBUTED
+from astro_clustercls.utils.exceptions import BandWarning, ClusterClsWarning
+
+BANDS = ("F275W", "F336W", "F438W", "F555W", "F814W")
+SIZE = 15            # cutout side of the test network
+SHAPE = (128, 128)   # (ny, nx) of the simulated fields
+N_SOURCES = 20
+
+needs_dask = pytest.mark.skipif(not HAS_DISTRIBUTED, reason="needs dask.distributed")
+
+
+# ---------------------------------------------------------------------------
+# data: Gaussian-blob fields written as HST-like drizzled FITS files
+# ---------------------------------------------------------------------------
+def _positions(rng, n, shape):
+    """Seeded (x, y) positions, with edge cases at the top of the list."""
+    ny, nx = shape
+    edge = np.array([[0.0, 0.0], [nx - 1.0, ny / 2], [-4.0, 30.0],    # on/over edges
+                     [nx + 20.0, 5.0],                                 # off the image
+                     [63.5, 64.0], [64.0, 63.49], [63.49, 31.5]])      # tile borders
+    rest = rng.uniform([2, 2], [nx - 3, ny - 3], size=(n - len(edge), 2))
+    return np.concatenate([edge, rest])
+
+
+def _make_field(seed, shape=SHAPE, n=N_SOURCES):
+    """Images (dict band -> float32 array), drizzle weights and a sources table."""
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    xy = _positions(rng, n, shape)
+    yy, xx = np.mgrid[:ny, :nx]
+    images = {}
+    for i, band in enumerate(BANDS):
+        img = rng.normal(0.0, 0.02, size=shape)
+        for (x, y), flux, sigma in zip(xy, rng.uniform(0.5, 5, n),
+                                       rng.uniform(0.8, 2.5, n)):
+            img += (1 + 0.3 * i) * flux * np.exp(
+                -((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
+        images[band] = img.astype(np.float32)
+    weight = np.ones(shape, np.float32)
+    weight[40:44, 90:93] = 0.0         # no data: MASKED flags near a source or two
+    weight[:, 0] = 0.0
+    sources = QTable({"id": np.arange(n), "x_centroid": xy[:, 0],
+                      "y_centroid": xy[:, 1]})
+    sources["x_centroid"][5] = np.nan  # a bad position
+    return images, weight, sources
+
+
+def _write_field(directory, seed):
+    """One FITS file per band (SCI + WHT) and an ECSV sources table."""
+    images, weight, sources = _make_field(seed)
+    paths = {}
+    for band, data in images.items():
+        primary = fits.PrimaryHDU(header=fits.Header({"FILTER": band}))
+        sci = fits.ImageHDU(data, fits.Header({"BUNIT": "ELECTRONS/S"}), name="SCI")
+        wht = fits.ImageHDU(weight, name="WHT")
+        path = directory / f"field{seed}_{band.lower()}_drc.fits"
+        fits.HDUList([primary, sci, wht]).writeto(path)
+        paths[band] = str(path)
+    table_path = directory / f"field{seed}.ecsv"
+    sources.write(table_path)
+    return str(table_path), paths
+
+
+@pytest.fixture(scope="module")
+def weights_path(tmp_path_factory):
+    import torch
+
+    from astro_clustercls.models import build_network, save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "w.safetensors"
+    meta = {"arch": "resnet18", "bands": list(BANDS), "cutout_size": SIZE,
+            "normalization": "asinh-v1", "categories": [1, 2, 3, 4]}
+    save_weights(build_network("resnet18", n_bands=5), path, meta)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def fields(tmp_path_factory):
+    """Three fields on disk: [(sources_path, {band: fits_path}), ...]."""
+    directory = tmp_path_factory.mktemp("fields")
+    return [_write_field(directory, seed) for seed in (1, 2, 3)]
+
+
+@pytest.fixture(scope="module")
+def reference(fields, weights_path):
+    """ClusterClassifier, in this process, on each field."""
+    clf = ClusterClassifier("resnet18", weights_path=weights_path, device="cpu")
+    return [clf(QTable.read(src), BandImages.from_files(paths))
+            for src, paths in fields]
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+_ADDED_META = {"date", "field_index", "field_name", "field_sources", "field_images",
+               "executed_on", "tiles"}
+
+
+def assert_same_table(result, expected):
+    """Same columns, values (NaN == NaN), masks, dtypes and provenance."""
+    assert isinstance(result, QTable), result
+    assert result.colnames == expected.colnames
+    assert len(result) == len(expected)
+    for name in expected.colnames:
+        a, b = result[name], expected[name]
+        if isinstance(b, SkyCoord):
+            assert np.array_equal(a.ra.deg, b.ra.deg), name
+            assert np.array_equal(a.dec.deg, b.dec.deg), name
+            continue
+        assert np.asarray(a).dtype == np.asarray(b).dtype, name
+        assert np.array_equal(np.ma.getmaskarray(a), np.ma.getmaskarray(b)), name
+        values_a, values_b = np.ma.getdata(a), np.ma.getdata(b)
+        kind = np.asarray(values_b).dtype.kind
+        assert np.array_equal(values_a, values_b, equal_nan=kind == "f"), name
+        assert getattr(a, "description", None) == getattr(b, "description", None)
+    meta_a = {k: v for k, v in result.meta["astro_clustercls"].items()
+              if k not in _ADDED_META}
+    meta_b = {k: v for k, v in expected.meta["astro_clustercls"].items()
+              if k not in _ADDED_META}
+    assert meta_a == meta_b
+
+
+def _usable_per_tile(expected, tile_size, shape=SHAPE):
+    """Number of classified sources in each tile with sources."""
+    xy = np.column_stack([expected["x_centroid"], expected["y_centroid"]])
+    corners = np.ceil(xy - SIZE / 2)
+    owner = acd._assign_tiles(corners, shape, tile_size, SIZE)
+    done = ~np.ma.getmaskarray(expected["cluster_class"])
+    return np.bincount(owner[done])
+
+
+def _single_rows_exact(weights_path):
+    """
+    Whether ClusterClassifier gives the same probabilities for a row alone and
+    in a batch. If not, a tile holding one source cannot reproduce the untiled
+    run bit for bit (torch's CPU kernels take another path for batches of 1).
+    """
+    images, _, _ = _make_field(9, shape=(40, 40), n=8)
+    clf = ClusterClassifier("resnet18", weights_path=weights_path, device="cpu")
+    xy = np.array([[20.0, 20.0], [12.0, 25.0]])
+    alone = clf(xy[:1], images)["class_prob"]
+    batch = clf(xy, images)["class_prob"][:1]
+    return np.array_equal(alone, batch)
+
+
+# ---------------------------------------------------------------------------
+# the LocalCluster tests (one cluster for the module)
+# ---------------------------------------------------------------------------
+@needs_dask
+def test_fields_on_cluster_match_single_process(client, fields, reference,
+                                                weights_path):
+    results = classify_fields(fields, client=client, weights_path=weights_path,
+                              device="cpu")
+    assert len(results) == 3
+    workers = set(client.scheduler_info()["workers"])
+    for i, (result, expected) in enumerate(zip(results, reference)):
+        assert_same_table(result, expected)
+        meta = result.meta["astro_clustercls"]
+        assert meta["field_index"] == i
+        assert meta["field_name"] == f"field{i + 1}"
+        assert meta["field_sources"] == fields[i][0]
+        assert meta["field_images"] == fields[i][1]
+        assert len(meta["executed_on"]) == 1 and meta["executed_on"][0] in workers
+    # the edge cases are there: off image, partly off, bad position, masked
+    flags = reference[0]["classify_flags"]
+    for flag in ("OFF_IMAGE", "PARTIAL_OFF_IMAGE", "BAD_POSITION", "MASKED"):
+        assert np.any(flags & getattr(FLAGS, flag).bit), flag
+
+
+@needs_dask
+def test_failing_field_on_cluster_keeps_the_others(client, fields, reference,
+                                                   weights_path, tmp_path):
+    missing = dict(fields[1][1], F336W=str(tmp_path / "nowhere_f336w.fits"))
+    broken = [fields[0], (fields[1][0], missing), fields[2]]
+    with pytest.warns(ClusterClsWarning, match=r"1 of 3 fields failed: field 1"):
+        results = classify_fields(broken, client=client, weights_path=weights_path,
+                                  device="cpu")
+    assert_same_table(results[0], reference[0])
+    assert_same_table(results[2], reference[2])
+    error = results[1]
+    assert isinstance(error, FieldError) and not error
+    assert (error.index, error.name, error.exc_type) == (1, "field2", "OSError")
+    assert "nowhere_f336w.fits" in error.message
+    assert "from_files" in error.traceback          # the worker's traceback
+    with pytest.raises(OSError, match="nowhere_f336w.fits") as info:
+        classify_fields(broken, client=client, weights_path=weights_path,
+                        device="cpu", raise_errors=True)
+    assert any("field 1 (field2)" in note for note in info.value.__notes__)
+
+
+@needs_dask
+def test_mosaic_on_cluster_matches_untiled(client, fields, reference, weights_path):
+    tile_size = 64
+    # each tile holds several classified sources (see test_mosaic_single_source_tile)
+    assert _usable_per_tile(reference[0], (tile_size, tile_size)).min() >= 2
+    result = classify_mosaic(*fields[0], tile_size=tile_size, client=client,
+                             weights_path=weights_path, device="cpu")
+    assert_same_table(result, reference[0])
+    tiles = result.meta["astro_clustercls"]["tiles"]
+    assert tiles == {"tile_size": [64, 64], "overlap": SIZE // 2, "n_tiles": 4,
+                     "n_tasks": 4}
+    assert "field_index" not in result.meta["astro_clustercls"]
+    # in-memory images: the tiles' windows are sent, not the whole images
+    images = BandImages.from_files(fields[1][1])
+    table = QTable.read(fields[1][0])
+    tiled = classify_fields([(table, images)], client=client, tile_size=(48, 80),
+                            weights_path=weights_path, device="cpu")[0]
+    assert_same_table(tiled, reference[1])
+
+
+@needs_dask
+def test_model_loaded_once_per_worker_and_threads(client, fields, reference,
+                                                  weights_path):
+    results = classify_fields(fields * 3, client=client, weights_path=weights_path,
+                              device="cpu")
+    for i, result in enumerate(results):
+        assert_same_table(result, reference[i % 3])
+    states = client.run(acd._worker_state)
+    assert len(states) == 2
+    assert sum(s["tasks"] for s in states.values()) >= 9
+    for state in states.values():
+        if state["tasks"]:
+            # every test on this cluster uses the same classifier options
+            assert list(state["classifier_builds"].values()) == [1], state
+            assert state["network_loads"] == 1, state
+            assert state["tasks"] > 1
+            assert state["torch_threads"] == 1        # the worker's nthreads
+    # threads_per_worker overrides the worker's nthreads for torch
+    result = classify_fields(fields[:1], client=client, weights_path=weights_path,
+                             device="cpu", threads_per_worker=2)[0]
+    assert_same_table(result, reference[0])
+    address = result.meta["astro_clustercls"]["executed_on"][0]
+    assert client.run(acd._worker_state, workers=[address])[address][
+        "torch_threads"] == 2
+
+
+# ---------------------------------------------------------------------------
+# in this process (no Dask needed)
+# ---------------------------------------------------------------------------
+def test_in_process_fields_match_and_mixed_inputs(fields, reference, weights_path):
+    import torch
+
+    threads = torch.get_num_threads()
+    images = BandImages.from_files(fields[2][1])
+    table = QTable.read(fields[1][0])
+    table.rename_columns(["x_centroid", "y_centroid"], ["PX", "PY"])
+    mixed = {"a": fields[0],                                             # paths
+             "b": {"sources": table, "images": fields[1][1], "xcol": "PX",
+                   "ycol": "PY"},                                        # named cols
+             "c": (QTable.read(fields[2][0]), images)}                   # in memory
+    results = classify_fields(mixed, weights_path=weights_path, device="cpu",
+                              threads_per_worker=1)
+    assert torch.get_num_threads() == threads    # restored after the run
+    assert_same_table(results[0], reference[0])
+    expected_b = reference[1].copy()
+    expected_b.rename_columns(["x_centroid", "y_centroid"], ["PX", "PY"])
+    expected_b.meta["astro_clustercls"]["positions"] = "columns PX/PY"
+    assert_same_table(results[1], expected_b)
+    assert_same_table(results[2], reference[2])
+    assert [r.meta["astro_clustercls"]["field_name"] for r in results] == \
+        ["a", "b", "c"]
+    assert results[2].meta["astro_clustercls"]["executed_on"] == ["local"]
+    assert "field_images" not in results[2].meta["astro_clustercls"]
+
+
+def test_in_process_failure_and_raise(fields, reference, weights_path, tmp_path):
+    bad_table = tmp_path / "bad.ecsv"
+    bad_table.write_text("not a table\n")
+    broken = [(str(bad_table), fields[0][1]), fields[1],
+              (str(tmp_path / "absent.ecsv"), fields[2][1])]
+    with pytest.warns(ClusterClsWarning, match="2 of 3 fields failed"):
+        results = classify_fields(broken, weights_path=weights_path, device="cpu")
+    assert isinstance(results[0], FieldError) and results[0].name == "bad"
+    assert_same_table(results[1], reference[1])
+    assert results[2].exc_type == "OSError" and "absent.ecsv" in results[2].message
+    assert str(results[2]).startswith("field 2 (absent): OSError:")
+    with pytest.raises(OSError, match="absent.ecsv"):
+        results[2].reraise()
+    with pytest.raises(Exception) as info:
+        classify_fields(broken, weights_path=weights_path, device="cpu",
+                        raise_errors=True)
+    assert any("field 0 (bad)" in note for note in info.value.__notes__)
+
+
+def test_warnings_from_fields_are_shown_once_per_field(fields, reference,
+                                                       weights_path):
+    # an extra band: the classifier warns that it is not used
+    paths = dict(fields[0][1], F606W=fields[0][1]["F555W"])
+    with pytest.warns(BandWarning, match=r"^field 0 \(field1\): image band\(s\) "
+                                         r"\['F606W'\]") as record:
+        result = classify_fields([(fields[0][0], paths)], tile_size=64,
+                                 weights_path=weights_path, device="cpu")[0]
+    assert len(record) == 1          # 4 tiles, one warning
+    assert_same_table(result, reference[0])
+
+
+@pytest.mark.parametrize("tile_size", [32, (40, 64), 128, 500])
+def test_mosaic_in_process_matches_untiled(weights_path, tile_size):
+    """Tiles of a 128x128 field with 120 sources, a drizzle weight mask and
+    sources on tile borders, image edges and off the image."""
+    images, weight, _ = _make_field(7, n=120)
+    images = BandImages({b: CCDData(images[b], unit="electron/s", mask=weight == 0)
+                         for b in BANDS})
+    rng = np.random.default_rng(3)
+    xy = np.concatenate([_positions(rng, 40, SHAPE),
+                         # on tile borders of every tiling above
+                         np.column_stack([np.repeat([31.5, 32.0, 63.5, 64.0], 5),
+                                          rng.uniform(0, 127, 20)]),
+                         rng.uniform(0, 127, (60, 2))])
+    sources = QTable({"x_centroid": xy[:, 0], "y_centroid": xy[:, 1]})
+    clf = ClusterClassifier("resnet18", weights_path=weights_path, device="cpu")
+    expected = clf(sources, images)
+    ts = (tile_size, tile_size) if np.isscalar(tile_size) else tile_size
+    assert _usable_per_tile(expected, ts).min() >= 2
+    assert np.any(expected["classify_flags"] & FLAGS.MASKED.bit)
+    result = classify_mosaic(sources, images, tile_size=tile_size,
+                             weights_path=weights_path, device="cpu")
+    assert_same_table(result, expected)
+    # a wider overlap changes nothing either
+    wide = classify_mosaic(sources, images, tile_size=tile_size, tile_overlap=20,
+                           weights_path=weights_path, device="cpu")
+    assert_same_table(wide, expected)
+    assert wide.meta["astro_clustercls"]["tiles"]["overlap"] == 20
+
+
+def test_mosaic_sky_positions_and_empty(weights_path, wcs_factory):
+    images, _, sources = _make_field(4)
+    wcs = wcs_factory(SHAPE)
+    images = BandImages(images, wcs=wcs)
+    sources["sky_centroid"] = wcs.pixel_to_world(sources["x_centroid"],
+                                                 sources["y_centroid"])
+    sources.remove_columns(["x_centroid", "y_centroid"])
+    clf = ClusterClassifier("resnet18", weights_path=weights_path, device="cpu")
+    expected = clf(sources, images)
+    assert expected.meta["astro_clustercls"]["positions"].startswith("column sky")
+    result = classify_mosaic(sources, images, tile_size=100,
+                             weights_path=weights_path, device="cpu")
+    assert_same_table(result, expected)
+    empty = classify_mosaic(sources[:0], images, tile_size=64,
+                            weights_path=weights_path, device="cpu")
+    assert_same_table(empty, clf(sources[:0], images))
+
+
+def test_mosaic_single_source_tile(weights_path):
+    """A tile holding one source puts it in a batch of its own."""
+    if not _single_rows_exact(weights_path):
+        pytest.xfail("ClusterClassifier's probabilities for a batch of 1 differ "
+                     "in the last bit from those in a larger batch (torch CPU "
+                     "kernels): a one-source tile cannot match exactly")
+    images, _, _ = _make_field(8)
+    xy = np.array([[10.0, 10.0], [100.0, 100.0], [105.0, 98.0]])
+    clf = ClusterClassifier("resnet18", weights_path=weights_path, device="cpu")
+    expected = clf(xy, images)
+    result = classify_mosaic(xy, images, tile_size=64, weights_path=weights_path,
+                             device="cpu")
+    assert_same_table(result, expected)
+
+
+# ---------------------------------------------------------------------------
+# tiles, validation, optional Dask
+# ---------------------------------------------------------------------------
+def test_plan_tiles_cover_the_image_once():
+    tiles = plan_tiles((100, 250), (40, 128), 7)
+    assert [t.core for t in tiles] == [(0, 40, 0, 128), (0, 40, 128, 250),
+                                       (40, 80, 0, 128), (40, 80, 128, 250),
+                                       (80, 100, 0, 128), (80, 100, 128, 250)]
+    assert tiles[3].window == (33, 87, 121, 250)
+    assert tiles[0].window == (0, 47, 0, 135)
+    cover = np.zeros((100, 250), int)
+    for tile in tiles:
+        y0, y1, x0, x1 = tile.core
+        cover[y0:y1, x0:x1] += 1
+    assert np.all(cover == 1)
+    assert isinstance(tiles[0], Tile)
+    image = np.arange(100 * 250).reshape(100, 250)
+    assert image[tiles[3].slices].shape == (54, 129)
+
+
+def test_assign_tiles_by_cutout_centre():
+    # 15-pixel cutouts: the centre pixel is ceil(p - 7.5) + 7, i.e. p rounded
+    # half down; tiles of 10 pixels, 3 x 3 of them on a 30 x 30 image
+    xy = np.array([[9.5, 0.0], [9.51, 0.0], [-50.0, 29.4], [np.nan, 5.0],
+                   [100.0, 19.5], [15.0, 1e30]])
+    corners = np.ceil(xy - 7.5)
+    owner = acd._assign_tiles(corners, (30, 30), (10, 10), 15)
+    assert owner.tolist() == [0, 1, 6, 0, 5, 7]
+
+
+def test_validation(fields, weights_path):
+    kw = {"weights_path": weights_path, "device": "cpu"}
+    with pytest.raises(ValueError, match="'tile_overlap' must be at least half"):
+        classify_fields(fields, tile_size=64, tile_overlap=3, **kw)
+    with pytest.raises(ValueError, match="'tile_overlap' is only used"):
+        classify_fields(fields, tile_overlap=9, **kw)
+    with pytest.raises(TypeError, match="unknown option 'xcolumn'"):
+        classify_fields(fields, xcolumn="x", **kw)
+    with pytest.raises(TypeError, match=r"fields\[1\] must be"):
+        classify_fields([fields[0], "field2.fits"], **kw)
+    with pytest.raises(TypeError, match="'fields' must be"):
+        classify_fields("field1.ecsv", **kw)
+    with pytest.raises(TypeError, match="'client' must be"):
+        classify_fields(fields, client="tcp://127.0.0.1:8786", **kw)
+    with pytest.raises(ValueError, match="resnet18"):
+        classify_fields(fields, model="resnet81", **kw)
+    with pytest.raises(OSError, match="not found"):
+        classify_fields(fields, weights_path="/nonexistent/w.safetensors")
+    with pytest.raises(ValueError, match="'batch_size'"):
+        classify_fields(fields, batch_size=0, **kw)
+    with pytest.raises(ValueError, match="'tile_size'"):
+        classify_mosaic(*fields[0], tile_size=0, **kw)
+
+
+def test_works_without_dask(fields, reference, weights_path, tmp_path):
+    """The module imports and runs in this process with dask uninstalled (a
+    fresh interpreter in which ``import dask`` fails)."""
+    out = tmp_path / "result.pkl"
+    code = f"""
+import pickle, sys
+sys.modules['dask'] = None           # as if not installed: import dask fails
+sys.modules['distributed'] = None
+from astro_clustercls.distributed import classify_fields
+result = classify_fields([{tuple(fields[0])!r}], weights_path={weights_path!r},
+                         device='cpu')[0]
+loaded = [m for m, mod in sys.modules.items() if mod is not None
+          and m.split('.')[0] in ('dask', 'distributed')]
+assert not loaded, loaded
+with open({str(out)!r}, 'wb') as f:
+    pickle.dump(result, f)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with open(out, "rb") as f:
+        result = pickle.load(f)
+    assert_same_table(result, reference[0])

@@ -1,0 +1,1116 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Training and fine-tuning of the cluster classifiers.
+
+`LabelledCutouts` is a torch Dataset of normalised multi-band cutouts with
+labels 1..4 and optional augmentation (the 8 rotations/flips, small shifts,
+band dropout, noise). `train` runs the training loop (class balance, early
+stopping on a validation set, atomic checkpoints that resume exactly, a
+per-epoch ECSV log, seeds), and `fine_tune` builds everything from a labelled
+source table and images for users with their own catalogs.
+
+Reproducibility: every random choice of epoch ``e`` (shuffling, sampling,
+augmentation, dropout) comes from generators seeded with ``(seed, e)`` (and the
+object index for augmentation), so two runs with the same seed give identical
+weights on CPU, a run resumed from a checkpoint continues exactly as the
+uninterrupted run would have, and the result does not depend on
+``num_workers``.
+"""
+
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from astropy.table import QTable
+
+from ._constants import CLASSES
+from .flags import FLAGS
+from .utils._meta import get_meta
+from .utils._parameters import validate_choice, validate_positive_int
+from .utils._progress_bars import add_progress_bar
+from .utils.exceptions import ClusterClsWarning
+
+__all__ = [
+    "LabelledCutouts",
+    "TrainResult",
+    "train",
+    "fine_tune",
+    "class_weights",
+    "stratified_split",
+    "resolve_device",
+    "fit_temperature",
+    "predict_logits",
+]
+
+#: Flags that make a cutout unusable for training (see `LabelledCutouts.from_table`).
+DEFAULT_DROP_FLAGS = int(FLAGS.OFF_IMAGE | FLAGS.BAD_POSITION | FLAGS.CENTER_BAD)
+
+_CHECKPOINT_VERSION = 1
+
+
+# --------------------------------------------------------------------------- utils
+def resolve_device(device=None):
+    """
+    Return a `torch.device`: None -> ``conf.device``; 'auto' -> cuda if available.
+
+    Examples
+    --------
+    >>> from astro_clustercls.training import resolve_device
+    >>> resolve_device('cpu')
+    device(type='cpu')
+    """
+    if device is None:
+        from . import conf
+
+        device = conf.device
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"'device' must be 'auto', 'cpu', 'cuda', ... got "
+                         f"{device!r}") from None
+
+
+def _seed_for(seed, *keys):
+    """A 63-bit seed derived from ``seed`` and integer keys (stable across runs)."""
+    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *[int(k) for k in keys]])
+    return int(ss.generate_state(2, dtype=np.uint32).view(np.uint64)[0] >> 1)
+
+
+def class_weights(labels, *, classes=CLASSES):
+    """
+    Balanced class weights ``w_k = N / (K n_k)`` (0 for classes absent).
+
+    With these weights every class contributes equally to a weighted
+    cross-entropy loss, whatever its frequency.
+
+    Parameters
+    ----------
+    labels : array-like of int
+        Class labels (values of ``classes``).
+    classes : sequence of int, optional
+        Default 1..4.
+
+    Returns
+    -------
+    ndarray of float64, shape (K,)
+
+    Examples
+    --------
+    >>> from astro_clustercls.training import class_weights
+    >>> class_weights([1, 1, 1, 2], classes=(1, 2, 3)).tolist()
+    [0.6666666666666666, 2.0, 0.0]
+    """
+    labels = np.asarray(labels).ravel()
+    classes = np.asarray(classes).ravel()
+    counts = np.array([np.count_nonzero(labels == c) for c in classes], dtype=float)
+    present = counts > 0
+    weights = np.zeros(classes.size)
+    weights[present] = labels.size / (present.sum() * counts[present])
+    return weights
+
+
+def stratified_split(labels, val_fraction=0.2, *, seed=0):
+    """
+    Split indices into train and validation, keeping each class's fraction.
+
+    Each class contributes ``round(val_fraction * n_k)`` objects to validation
+    (at least 1 when it has 2 or more objects).
+
+    Returns
+    -------
+    train_idx, val_idx : ndarray of int64
+        Sorted indices.
+
+    Examples
+    --------
+    >>> from astro_clustercls.training import stratified_split
+    >>> tr, va = stratified_split([1] * 10 + [2] * 5, 0.2, seed=1)
+    >>> len(tr), len(va)
+    (12, 3)
+    """
+    labels = np.asarray(labels).ravel()
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"'val_fraction' must be in (0, 1), got {val_fraction!r}")
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        n_val = int(round(val_fraction * idx.size))
+        if idx.size >= 2:
+            n_val = min(max(n_val, 1), idx.size - 1)
+        else:
+            n_val = 0
+        val.append(rng.permutation(idx)[:n_val])
+    val = np.sort(np.concatenate(val)).astype(np.int64) if val else np.zeros(0, int)
+    train_idx = np.setdiff1d(np.arange(labels.size), val).astype(np.int64)
+    return train_idx, val
+
+
+def _dihedral(x, k):
+    """The k-th (0..7) of the 8 rotations/flips of a tensor's last two axes."""
+    if k >= 4:
+        x = torch.flip(x, dims=(-1,))
+    return torch.rot90(x, k % 4, dims=(-2, -1))
+
+
+def _shift(x, dx, dy):
+    """Shift the last two axes by integer (dx, dy) pixels, filling with 0."""
+    if dx == 0 and dy == 0:
+        return x
+    out = torch.zeros_like(x)
+    s = x.shape[-1]
+    ys, yd = (slice(0, s - dy), slice(dy, s)) if dy >= 0 else (slice(-dy, s),
+                                                                slice(0, s + dy))
+    xs, xd = (slice(0, s - dx), slice(dx, s)) if dx >= 0 else (slice(-dx, s),
+                                                                slice(0, s + dx))
+    out[..., yd, xd] = x[..., ys, xs]
+    return out
+
+
+def _resolve_normalize(normalize):
+    if callable(normalize):
+        return normalize, getattr(normalize, "__name__", repr(normalize))
+    if normalize == "identity":
+        return (lambda data: data), "identity"
+    if normalize is None or isinstance(normalize, str):
+        try:
+            from .preprocessing import normalize as _normalize
+        except ImportError as exc:
+            raise ImportError("astro_clustercls.preprocessing.normalize is not "
+                              "available; pass a callable as 'normalize'") from exc
+        if normalize is None:
+            return _normalize, "preprocessing.normalize (default recipe)"
+        recipe = normalize
+        return (lambda data: _normalize(data, recipe=recipe)), recipe
+    raise TypeError(f"'normalize' must be None, a recipe name or a callable, got "
+                    f"{normalize!r}")
+
+
+# ------------------------------------------------------------------------ dataset
+class LabelledCutouts(torch.utils.data.Dataset):
+    """
+    A torch Dataset of normalised multi-band cutouts with class labels.
+
+    The cutouts are normalised once, at construction, and kept as a float32
+    tensor; items are ``(x, target)`` with ``x`` of shape (B, S, S) and
+    ``target`` the class index (``label - classes[0]``-style: position of the
+    label in ``classes``, 0..K-1).
+
+    Parameters
+    ----------
+    data : ndarray (N, B, S, S) or `~astro_clustercls.CutoutStack`
+        The cutouts (raw pixel values; see ``normalize``).
+    labels : array-like of int, shape (N,)
+        Class labels, values of ``classes`` (no masked entries: use
+        `from_table` to drop unlabelled rows).
+    normalize : callable, str or None, optional
+        ``f(data) -> array`` of the same shape applied once to all cutouts;
+        a recipe name of `astro_clustercls.preprocessing.normalize`; None
+        (default) for that function's default recipe; ``'identity'`` to use
+        the data as they are. Non-finite values left by it are set to 0.
+    classes : sequence of int, optional
+        The class labels, in the order of the network outputs (default 1..4).
+    augment : bool, optional
+        Apply random augmentation in `__getitem__`: one of the 8
+        rotations/flips, an integer shift of up to ``max_shift`` pixels per
+        axis (filled with 0), band dropout and noise.
+    max_shift : int, optional
+        Largest shift in pixels (default 1).
+    band_dropout : float, optional
+        Probability that one band (chosen at random) of an item is set to 0,
+        the value of a missing band, so the network learns to work without
+        one (default 0).
+    noise : float, optional
+        Standard deviation of Gaussian noise added in normalised units
+        (default 0).
+    seed : int, optional
+        Seed of the augmentation: item ``i`` in epoch ``e`` gets generator
+        ``(seed, e, i)``, so augmentation is reproducible whatever the order,
+        batch or worker (`train` sets the epoch with `set_epoch`).
+    bands : sequence of str, optional
+        Band names (taken from a CutoutStack when not given).
+
+    Attributes
+    ----------
+    tensors : torch.Tensor, (N, B, S, S) float32
+        The normalised cutouts.
+    labels : ndarray of int64
+        Class labels.
+    targets : torch.Tensor of int64
+        Class indices (0..K-1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astro_clustercls.training import LabelledCutouts
+    >>> data = np.random.default_rng(0).normal(size=(4, 2, 5, 5))
+    >>> ds = LabelledCutouts(data, [1, 2, 3, 4], normalize='identity')
+    >>> x, y = ds[1]
+    >>> tuple(x.shape), int(y)
+    ((2, 5, 5), 1)
+    """
+
+    def __init__(self, data, labels, *, normalize=None, classes=CLASSES, augment=False,
+                 max_shift=1, band_dropout=0.0, noise=0.0, seed=0, bands=None):
+        stack = None
+        if hasattr(data, "data") and hasattr(data, "flags") and hasattr(data, "bands"):
+            stack, data = data, data.data
+            bands = stack.bands if bands is None else bands
+        data = np.asarray(data)
+        if data.ndim != 4:
+            raise ValueError(f"'data' must have shape (N, B, S, S), got {data.shape}")
+        if data.shape[-1] != data.shape[-2]:
+            raise ValueError(f"'data' cutouts must be square, got {data.shape[-2:]}")
+        self.classes = np.asarray(classes, dtype=np.int64).ravel()
+        labels = np.ma.asarray(labels)
+        if labels.shape != (data.shape[0],):
+            raise ValueError(f"'labels' must have shape ({data.shape[0]},), got "
+                             f"{labels.shape}")
+        if np.any(np.ma.getmaskarray(labels)):
+            raise ValueError("'labels' holds masked entries; drop them first (see "
+                             "LabelledCutouts.from_table)")
+        labels = np.asarray(labels.data)
+        if labels.size and (labels.dtype.kind == "f"
+                            and not np.all(labels == np.round(labels))):
+            raise ValueError("'labels' must be integer class labels")
+        labels = labels.astype(np.int64)
+        bad = ~np.isin(labels, self.classes)
+        if np.any(bad):
+            odd = np.unique(labels[bad]).tolist()
+            raise ValueError(f"'labels' holds {odd}, not in classes "
+                             f"{self.classes.tolist()}")
+        func, self.normalization = _resolve_normalize(normalize)
+        normed = np.asarray(func(data), dtype=np.float32)
+        if normed.shape != data.shape:
+            raise ValueError(f"'normalize' changed the shape {data.shape} -> "
+                             f"{normed.shape}")
+        normed = np.nan_to_num(normed, nan=0.0, posinf=0.0, neginf=0.0)
+        self.tensors = torch.from_numpy(np.ascontiguousarray(normed))
+        self.labels = labels
+        lookup = {int(c): i for i, c in enumerate(self.classes)}
+        self.targets = torch.as_tensor([lookup[int(v)] for v in labels],
+                                       dtype=torch.int64)
+        self.augment = bool(augment)
+        self.max_shift = validate_positive_int("max_shift", max_shift) \
+            if max_shift else 0
+        if not 0 <= band_dropout <= 1:
+            raise ValueError(f"'band_dropout' must be in [0, 1], got {band_dropout!r}")
+        self.band_dropout = float(band_dropout)
+        if noise < 0:
+            raise ValueError(f"'noise' must be >= 0, got {noise!r}")
+        self.noise = float(noise)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.bands = tuple(bands) if bands is not None else None
+        self.stack = stack
+        self.indices = np.arange(len(labels))  # rows of the source table / stack
+
+    # -- torch Dataset protocol
+    def __len__(self):
+        return self.tensors.shape[0]
+
+    def __getitem__(self, index):
+        x = self.tensors[index]
+        if self.augment:
+            x = self._augment(x, int(index))
+        return x, self.targets[index]
+
+    def __repr__(self):
+        counts = {int(c): int(np.count_nonzero(self.labels == c)) for c in self.classes}
+        return (f"<LabelledCutouts n={len(self)} shape={tuple(self.tensors.shape[1:])} "
+                f"classes={counts} augment={self.augment}>")
+
+    @property
+    def cutout_size(self):
+        """Side of the cutouts in pixels."""
+        return int(self.tensors.shape[-1])
+
+    @property
+    def n_bands(self):
+        """Number of bands (channels)."""
+        return int(self.tensors.shape[1])
+
+    def set_epoch(self, epoch):
+        """Set the epoch that seeds the augmentation (called by `train`)."""
+        self.epoch = int(epoch)
+
+    def _augment(self, x, index):
+        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch, index])
+        k = int(rng.integers(8))
+        x = _dihedral(x, k)
+        if self.max_shift:
+            dx, dy = (int(v) for v in rng.integers(-self.max_shift, self.max_shift + 1,
+                                                    size=2))
+            x = _shift(x, dx, dy)
+        if self.band_dropout and rng.random() < self.band_dropout:
+            x = x.clone()
+            x[int(rng.integers(x.shape[0]))] = 0.0
+        if self.noise:
+            x = x + torch.from_numpy(rng.normal(0.0, self.noise, size=tuple(x.shape))
+                                     .astype(np.float32))
+        return x.contiguous()
+
+    def class_counts(self):
+        """Number of objects per class, in the order of ``classes``."""
+        return np.array([np.count_nonzero(self.labels == c) for c in self.classes])
+
+    def subset(self, indices, *, augment=None):
+        """
+        A dataset over some rows, sharing the normalised tensors (no copy).
+
+        Parameters
+        ----------
+        indices : array-like of int
+            Rows to keep.
+        augment : bool, optional
+            Override ``augment`` (e.g. False for a validation subset).
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        new = LabelledCutouts.__new__(LabelledCutouts)
+        new.__dict__.update(self.__dict__)
+        new.tensors = self.tensors[torch.from_numpy(indices)]
+        new.labels = self.labels[indices]
+        new.targets = self.targets[torch.from_numpy(indices)]
+        new.indices = self.indices[indices]
+        new.stack = None  # the rows of the parent's stack are ``indices``
+        if augment is not None:
+            new.augment = bool(augment)
+        return new
+
+    @classmethod
+    def from_table(cls, sources, images, *, size, label_col="cluster_class",
+                   classes=CLASSES, bands=None, normalize=None,
+                   drop_flags=DEFAULT_DROP_FLAGS, xcol=None, ycol=None, skycol=None,
+                   origin=0, progress_bar=False, **kwargs):
+        """
+        Cut and label the objects of a source table.
+
+        Rows whose label is masked (not inspected) or not one of ``classes``,
+        and rows whose cutout has any of ``drop_flags`` (default: off the
+        image, bad position, bad central pixels) are dropped, with a
+        `~astro_clustercls.utils.exceptions.ClusterClsWarning` giving the
+        counts. ``dataset.indices`` maps the dataset rows back to table rows.
+
+        Parameters
+        ----------
+        sources : `~astropy.table.Table`
+            Positions (see `~astro_clustercls.make_cutouts`) and labels.
+        images : `~astro_clustercls.BandImages`
+            The images.
+        size : int
+            Cutout side in pixels.
+        label_col : str, optional
+            Label column (default ``'cluster_class'``).
+        classes, normalize, **kwargs
+            As for `LabelledCutouts` (``augment``, ``max_shift``, ...).
+        bands : sequence of str, optional
+            Bands to cut, in order (default: all bands of ``images``).
+        drop_flags : int, optional
+            Bit mask of `~astro_clustercls.flags.FLAGS` that drops a row.
+        xcol, ycol, skycol, origin, progress_bar
+            Passed to `~astro_clustercls.make_cutouts`.
+
+        Returns
+        -------
+        `LabelledCutouts`
+        """
+        from .cutouts import make_cutouts
+        from .metrics import _labels
+
+        if label_col not in sources.colnames:
+            raise ValueError(f"'label_col'={label_col!r} is not a column of "
+                             f"'sources'; columns: {sources.colnames}")
+        classes = np.asarray(classes, dtype=np.int64).ravel()
+        labels, ok = _labels(label_col, sources[label_col])
+        unlabelled = ~ok | ~np.isin(labels, classes)
+        stack = make_cutouts(images, sources, size, xcol=xcol, ycol=ycol,
+                             skycol=skycol, origin=origin, bands=bands,
+                             progress_bar=progress_bar)
+        unusable = (stack.flags & int(drop_flags)) != 0
+        keep = ~unlabelled & ~unusable
+        n_unl = int(np.count_nonzero(unlabelled))
+        n_unu = int(np.count_nonzero(unusable & ~unlabelled))
+        if n_unl or n_unu:
+            warnings.warn(f"LabelledCutouts.from_table: dropped {n_unl} unlabelled "
+                          f"rows and {n_unu} labelled rows with unusable cutouts "
+                          f"(flags {FLAGS.decode(int(drop_flags))}); "
+                          f"{int(keep.sum())} of "
+                          f"{len(sources)} rows kept", ClusterClsWarning)
+        if not np.any(keep):
+            raise ValueError("no labelled row with a usable cutout in 'sources'")
+        rows = np.flatnonzero(keep)
+        dataset = cls(stack[rows], labels[rows], normalize=normalize, classes=classes,
+                      **kwargs)
+        dataset.indices = rows
+        return dataset
+
+
+# ----------------------------------------------------------------------- training
+@dataclass
+class TrainResult:
+    """
+    The outcome of `train` / `fine_tune`.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The network with the weights of the best epoch (lowest validation
+        loss; the last epoch without validation set), in eval mode.
+    history : `~astropy.table.QTable`
+        One row per epoch (see `train`'s ``log``).
+    best_epoch : int
+        1-based epoch of ``model``'s weights.
+    stopped_early : bool
+        Whether early stopping ended the run.
+    best_val_loss : float
+        Validation loss of the best epoch (NaN without validation set).
+    config : dict
+        The training settings (plain types), for a model card.
+    """
+
+    model: torch.nn.Module
+    history: QTable
+    best_epoch: int
+    stopped_early: bool
+    best_val_loss: float = float("nan")
+    config: dict = field(default_factory=dict)
+
+    def save(self, path, *, meta=None, fp16=True):
+        """
+        Write ``model``'s weights as safetensors with their meta.
+
+        The meta is ``model.clustercls_meta`` (when present), then ``recipe``
+        (the training settings and best epoch) and the validation figures of
+        the best epoch under ``metrics['validation']``, updated with ``meta``;
+        it must end up with ``bands``, ``cutout_size`` and ``normalization``
+        so that `~astro_clustercls.models.get_model` and
+        `~astro_clustercls.classify.ClusterClassifier` can use the file
+        (``weights_path=``).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Output file (``*.safetensors``).
+        meta : dict, optional
+            Extra or overriding meta (e.g. ``label_set``, ``training_data``).
+        fp16 : bool, optional
+            Store float16 tensors (default).
+
+        Returns
+        -------
+        str
+            SHA-256 of the written file.
+        """
+        from .models import save_weights
+
+        info = dict(getattr(self.model, "clustercls_meta", None) or {})
+        recipe = info.get("recipe") if isinstance(info.get("recipe"), dict) else {}
+        info["recipe"] = {**recipe, **self.config, "best_epoch": int(self.best_epoch)}
+        if len(self.history) and self.best_epoch:
+            row = self.history[int(self.best_epoch) - 1]
+            val = {name: float(row[name]) for name in self.history.colnames
+                   if name.startswith("val_") and np.isfinite(float(row[name]))}
+            if val:
+                metrics = dict(info.get("metrics") or {})
+                metrics["validation"] = val
+                info["metrics"] = metrics
+        info.update(meta or {})
+        missing = [k for k in ("bands", "cutout_size", "normalization")
+                   if info.get(k) is None]
+        if missing:
+            raise ValueError(f"the weights' meta lacks {missing}: pass them in 'meta'")
+        info.pop("sha256", None)
+        return save_weights(self.model, path, info, fp16=fp16)
+
+
+def _amp_dtype(amp, device):
+    if amp is False or amp is None:
+        return None
+    if amp not in (True, "auto", "bf16", "bfloat16"):
+        raise ValueError(f"'amp' must be 'auto', True, False or 'bf16', got {amp!r}")
+    if device.type == "cuda":
+        if amp == "auto" and not torch.cuda.is_bf16_supported():
+            return None
+        return torch.bfloat16
+    if device.type == "cpu":
+        if amp == "auto":
+            try:
+                ok = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            except (AttributeError, RuntimeError):  # pragma: no cover
+                ok = False
+            return torch.bfloat16 if ok else None
+        return torch.bfloat16
+    return None
+
+
+def _atomic_save(obj, path):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _atomic_write_table(table, path):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.ecsv")
+    try:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _clone_state(model):
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _history_table(history, classes):
+    table = QTable()
+    for key, values in history.items():
+        table[key] = np.asarray(values)
+    table.meta["classes"] = [int(c) for c in classes]
+    return table
+
+
+def _run_eval(model, loader, device, criterion, amp_dtype, channels_last, k):
+    model.eval()
+    total, n = 0.0, 0
+    cm = np.zeros((k, k), dtype=np.int64)
+    with torch.no_grad():
+        for x, y in loader:
+            x = x.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = y.to(device)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
+                                enabled=amp_dtype is not None):
+                logits = model(x)
+            loss = criterion(logits.float(), y)
+            total += float(loss) * y.shape[0]
+            n += y.shape[0]
+            pred = logits.argmax(dim=1).cpu().numpy()
+            np.add.at(cm, (y.cpu().numpy(), pred), 1)
+    return total / max(n, 1), cm
+
+
+def train(model, train_set, val_set=None, *, epochs=20, batch_size=128, lr=1e-3,
+          weight_decay=1e-4, optimizer="adamw", momentum=0.9, schedule="cosine",
+          class_balance="weighted_loss", early_stopping=5, seed=0, device=None,
+          checkpoint=None, resume=False, log=None, progress_bar=False,
+          channels_last=True, amp="auto", num_workers=0):
+    """
+    Train a network on a `LabelledCutouts` set.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (outputs one logit per class of ``train_set.classes``).
+        It is trained in place and returned with the best weights.
+    train_set : `LabelledCutouts`
+        Training data (its ``augment`` setting is used).
+    val_set : `LabelledCutouts`, optional
+        Validation data (augmentation off in evaluation is up to the caller:
+        use ``subset(..., augment=False)``); needed for early stopping and the
+        choice of the best epoch.
+    epochs : int, optional
+        Maximum number of epochs (default 20).
+    batch_size : int, optional
+        Default 128.
+    lr, weight_decay : float, optional
+        Learning rate (default 1e-3) and weight decay (default 1e-4).
+    optimizer : {'adamw', 'sgd'}, optional
+        AdamW (default) or SGD with ``momentum`` (Nesterov). Wei et al. 2020
+        do not state theirs.
+    momentum : float, optional
+        SGD momentum (default 0.9).
+    schedule : {'cosine', 'step', None}, optional
+        Cosine decay to 0 over ``epochs`` (default), step decay (x0.1 at 1/3
+        and 2/3 of the epochs), or a constant rate.
+    class_balance : {'weighted_loss', 'sampler', None}, optional
+        Balanced class weights in the cross-entropy (default, see
+        `class_weights`), or a sampler drawing every class equally often, or
+        nothing. With either, the validation loss uses the same balanced
+        weights, so early stopping watches a class-balanced figure.
+    early_stopping : int or None, optional
+        Stop after this many epochs without a lower validation loss (default
+        5); None or 0 to run all epochs.
+    seed : int, optional
+        Seed of shuffling, sampling, augmentation and dropout (default 0).
+        The model's initial weights are the caller's: seed torch before
+        building it. torch's global generator is re-seeded at every epoch
+        (from ``seed`` and the epoch).
+    device : str or torch.device, optional
+        None: ``conf.device``; 'auto': cuda if available, else cpu.
+    checkpoint : str or path-like, optional
+        File written (atomically: temporary file + `os.replace`) after every
+        epoch with the model, optimizer, scheduler and RNG states, the epoch,
+        the best weights so far and the history. It holds tensors and plain
+        Python types only and loads with ``torch.load(weights_only=True)``.
+    resume : bool, optional
+        Continue from ``checkpoint`` if it exists (the run then ends exactly
+        as the uninterrupted run would have).
+    log : str or path-like, optional
+        ECSV file rewritten after every epoch with the history: ``epoch``,
+        ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``,
+        ``val_balanced_acc``, ``val_recall_<class>`` per class, ``lr``,
+        ``seconds``.
+    progress_bar : bool, optional
+        tqdm bar over the batches of each epoch.
+    channels_last : bool, optional
+        Use the channels-last memory format (faster convolutions on CPU and
+        on recent GPUs; default True).
+    amp : {'auto', True, False, 'bf16'}, optional
+        bfloat16 autocast of the forward pass (weights, optimizer and loss
+        stay float32). 'auto' (default): on CUDA when it supports bf16; on CPU
+        when oneDNN has native bf16 (AVX512-BF16 / AMX), where it is faster.
+        bf16 keeps the 8-bit exponent of float32, so no loss scaling is
+        needed; CNN classifiers trained this way reach the same accuracy, but
+        the weights are not bit-identical to a float32 run: pass
+        ``amp=False`` to compare runs across machines.
+    num_workers : int, optional
+        DataLoader worker processes (default 0: in the main process).
+
+    Returns
+    -------
+    `TrainResult`
+
+    Raises
+    ------
+    ValueError
+        For invalid settings, or a checkpoint that does not fit the model.
+    KeyboardInterrupt
+        Re-raised after an interrupt; the checkpoint of the last complete
+        epoch stays valid (and no temporary file is left), so ``resume=True``
+        continues from it.
+    """
+    epochs = validate_positive_int("epochs", epochs)
+    batch_size = validate_positive_int("batch_size", batch_size)
+    optimizer_name = validate_choice("optimizer", optimizer, ("adamw", "sgd"))
+    schedule = validate_choice("schedule", schedule, ("cosine", "step", None))
+    class_balance = validate_choice("class_balance", class_balance,
+                                    ("weighted_loss", "sampler", None))
+    if early_stopping is not None and (isinstance(early_stopping, bool)
+                                       or early_stopping < 0):
+        raise ValueError(f"'early_stopping' must be a patience >= 0 or None, got "
+                         f"{early_stopping!r}")
+    patience = int(early_stopping) if early_stopping else 0
+    if patience and val_set is None:
+        patience = 0
+    if resume and checkpoint is None:
+        raise ValueError("'resume' needs a 'checkpoint' path")
+    for name, ds in (("train_set", train_set), ("val_set", val_set)):
+        if ds is not None and not isinstance(ds, torch.utils.data.Dataset):
+            raise TypeError(f"{name!r} must be a LabelledCutouts (torch Dataset)")
+    device = resolve_device(device)
+    amp_dtype = _amp_dtype(amp, device)
+    classes = np.asarray(getattr(train_set, "classes", CLASSES))
+    k = classes.size
+    train_labels = np.asarray(train_set.labels)
+
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    weights = torch.as_tensor(class_weights(train_labels, classes=classes),
+                              dtype=torch.float32, device=device)
+    criterion = torch.nn.CrossEntropyLoss(
+        weight=weights if class_balance == "weighted_loss" else None)
+    val_criterion = torch.nn.CrossEntropyLoss(
+        weight=weights if class_balance is not None else None)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer_name == "adamw":
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0,
+                              weight_decay=weight_decay)
+    if schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    elif schedule == "step":
+        step = max(1, math.ceil(epochs / 3))
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step, gamma=0.1)
+    else:
+        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+
+    config = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr),
+              "weight_decay": float(weight_decay), "optimizer": optimizer_name,
+              "momentum": float(momentum), "schedule": str(schedule),
+              "class_balance": str(class_balance), "early_stopping": patience,
+              "seed": int(seed), "amp": str(amp_dtype), "channels_last": bool(
+                  channels_last), "classes": [int(c) for c in classes],
+              "n_train": len(train_set), "n_val": len(val_set) if val_set else 0}
+    keys = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc",
+            "val_balanced_acc"] + [f"val_recall_{int(c)}" for c in classes] + \
+        ["lr", "seconds"]
+    history = {key: [] for key in keys}
+    best_state, best_epoch, best_loss, bad_epochs = None, 0, float("inf"), 0
+    start_epoch = 1
+    stopped_early = False
+
+    if resume and Path(checkpoint).exists():
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if ckpt.get("version") != _CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint {str(checkpoint)!r} has an unknown format")
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError as exc:
+            raise ValueError(f"checkpoint {str(checkpoint)!r} does not fit the model: "
+                             f"{exc}") from None
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        history = {key: list(ckpt["history"].get(key, [])) for key in keys}
+        best_state = ckpt["best_state"]
+        best_epoch = int(ckpt["best_epoch"])
+        best_loss = float(ckpt["best_val_loss"])
+        bad_epochs = int(ckpt["bad_epochs"])
+        stopped_early = bool(ckpt.get("stopped_early", False))
+        start_epoch = int(ckpt["epoch"]) + 1
+        if ckpt.get("config", {}).get("epochs") not in (None, epochs) \
+                or ckpt.get("config", {}).get("seed") not in (None, int(seed)):
+            warnings.warn("resuming with different 'epochs' or 'seed' than the "
+                          "checkpoint's: the run will not match an uninterrupted one",
+                          ClusterClsWarning)
+    elif resume:
+        warnings.warn(f"no checkpoint at {str(checkpoint)!r}: starting from epoch 1",
+                      ClusterClsWarning)
+
+    val_loader = None
+    if val_set is not None:
+        val_loader = torch.utils.data.DataLoader(val_set, batch_size=batch_size,
+                                                 shuffle=False, num_workers=num_workers)
+
+    def save(epoch):
+        state = {"version": _CHECKPOINT_VERSION, "epoch": epoch,
+                 "model": _clone_state(model), "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict(), "history": history,
+                 "best_state": best_state, "best_epoch": best_epoch,
+                 "best_val_loss": best_loss, "bad_epochs": bad_epochs,
+                 "stopped_early": stopped_early, "config": config,
+                 "rng": {"torch": torch.get_rng_state()}}
+        _atomic_save(state, checkpoint)
+
+    epoch = start_epoch
+    if stopped_early:
+        epoch = epochs + 1  # a finished run: nothing to do
+    while epoch <= epochs:
+        t0 = time.perf_counter()
+        torch.manual_seed(_seed_for(seed, epoch, 1))
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(_seed_for(seed, epoch, 2))
+        if class_balance == "sampler":
+            w = weights.cpu().numpy()[np.searchsorted(classes, train_labels)]
+            sampler = torch.utils.data.WeightedRandomSampler(
+                torch.as_tensor(w, dtype=torch.double), num_samples=len(train_set),
+                replacement=True, generator=gen)
+            loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size,
+                                                 sampler=sampler,
+                                                 num_workers=num_workers)
+        else:
+            loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size,
+                                                 shuffle=True, generator=gen,
+                                                 num_workers=num_workers)
+        model.train()
+        total, correct, n = 0.0, 0, 0
+        batches = add_progress_bar(loader, desc=f"epoch {epoch}/{epochs}",
+                                   total=len(loader), progress_bar=progress_bar)
+        for x, y in batches:
+            x = x.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
+                                enabled=amp_dtype is not None):
+                logits = model(x)
+            loss = criterion(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * y.shape[0]
+            correct += int((logits.detach().argmax(dim=1) == y).sum())
+            n += y.shape[0]
+        lr_now = opt.param_groups[0]["lr"]
+        sched.step()
+
+        row = {"epoch": epoch, "train_loss": total / max(n, 1),
+               "train_acc": correct / max(n, 1), "lr": lr_now}
+        if val_loader is not None:
+            vloss, cm = _run_eval(model, val_loader, device, val_criterion, amp_dtype,
+                                  channels_last, k)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                recall = np.diagonal(cm) / cm.sum(axis=1)
+            row.update(val_loss=vloss, val_acc=float(np.trace(cm) / max(cm.sum(), 1)),
+                       val_balanced_acc=float(np.nanmean(recall))
+                       if np.any(np.isfinite(recall)) else float("nan"))
+            for c, r in zip(classes, recall, strict=True):
+                row[f"val_recall_{int(c)}"] = float(r)
+            if vloss < best_loss:
+                best_loss, best_epoch, bad_epochs = vloss, epoch, 0
+                best_state = _clone_state(model)
+            else:
+                bad_epochs += 1
+        else:
+            row.update(val_loss=float("nan"), val_acc=float("nan"),
+                       val_balanced_acc=float("nan"),
+                       **{f"val_recall_{int(c)}": float("nan") for c in classes})
+            best_epoch = epoch
+            best_state = None
+        row["seconds"] = time.perf_counter() - t0
+        for key in keys:
+            history[key].append(row[key])
+        if patience and bad_epochs >= patience:
+            stopped_early = True
+        if checkpoint is not None:
+            save(epoch)
+        if log is not None:
+            _atomic_write_table(_history_table(history, classes), log)
+        if stopped_early:
+            break
+        epoch += 1
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    table = _history_table(history, classes)
+    table.meta.update(get_meta(training=config, best_epoch=best_epoch,
+                               stopped_early=stopped_early))
+    return TrainResult(model=model, history=table, best_epoch=best_epoch,
+                       stopped_early=stopped_early,
+                       best_val_loss=best_loss if val_set is not None else float("nan"),
+                       config=config)
+
+
+def fine_tune(model_or_name, sources, images, *, label_col="cluster_class",
+              weights="DEFAULT", size=None, bands=None, normalize=None,
+              classes=CLASSES, val_fraction=0.2, val_sources=None, augment=True,
+              max_shift=1, band_dropout=0.0, seed=0, epochs=10, lr=1e-4,
+              xcol=None, ycol=None, skycol=None, origin=0, **train_kwargs):
+    """
+    Fine-tune a network on a user's labelled catalog and images.
+
+    Parameters
+    ----------
+    model_or_name : torch.nn.Module or str
+        A network (e.g. from `astro_clustercls.models.build_network` for
+        training from ImageNet or from scratch), or a registered model name
+        loaded with ``astro_clustercls.models.get_model(name, weights=weights)``.
+    sources : `~astropy.table.Table`
+        Positions and labels (e.g. from `~astro_clustercls.catalogs.read_legus`).
+    images : `~astro_clustercls.BandImages`
+        The images, with the bands the network expects.
+    label_col : str, optional
+        Label column (default ``'cluster_class'``; masked rows are dropped).
+    weights : str, optional
+        Weights of a named model (default ``'DEFAULT'``).
+    size, bands, normalize : optional
+        Cutout side, band order and normalisation. Default: from the model's
+        ``clustercls_meta`` (``cutout_size``, ``bands``, ``normalization``)
+        when present; ``size`` is required otherwise.
+    classes : sequence of int, optional
+        Default 1..4.
+    val_fraction : float, optional
+        Fraction of each class held out for validation (default 0.2;
+        stratified, seeded with ``seed``). Ignored with ``val_sources``.
+    val_sources : `~astropy.table.Table`, optional
+        A separate validation table (e.g. another galaxy) on the same images.
+    augment, max_shift, band_dropout : optional
+        Augmentation of the training set (see `LabelledCutouts`).
+    seed : int, optional
+        Seed of the split and of `train`.
+    epochs, lr : optional
+        Defaults for fine-tuning: 10 epochs, lr 1e-4.
+    xcol, ycol, skycol, origin
+        Position columns (see `~astro_clustercls.make_cutouts`).
+    **train_kwargs
+        Passed to `train` (``batch_size``, ``checkpoint``, ``log``, ...).
+
+    Returns
+    -------
+    `TrainResult`
+        ``config`` also records the cutout size, bands, normalisation, label
+        column and the rows used for training and validation.
+    """
+    if isinstance(model_or_name, str):
+        from .models import get_model
+
+        model = get_model(model_or_name, weights=weights)
+    elif isinstance(model_or_name, torch.nn.Module):
+        model = model_or_name
+    else:
+        raise TypeError(f"'model_or_name' must be a torch.nn.Module or a model name, "
+                        f"got {type(model_or_name).__name__}")
+    meta = dict(getattr(model, "clustercls_meta", None) or {})
+    if size is None:
+        size = meta.get("cutout_size")
+        if size is None:
+            raise ValueError("'size' is needed: the model has no clustercls_meta "
+                             "with a 'cutout_size'")
+    if bands is None:
+        bands = meta.get("bands")
+        if bands is not None:
+            bands = [b for b in bands]
+    if normalize is None and meta.get("normalization"):
+        normalize = meta["normalization"]
+    common = dict(size=int(size), label_col=label_col, classes=classes, bands=bands,
+                  normalize=normalize, xcol=xcol, ycol=ycol, skycol=skycol,
+                  origin=origin, seed=seed)
+    full = LabelledCutouts.from_table(sources, images, augment=augment,
+                                      max_shift=max_shift, band_dropout=band_dropout,
+                                      **common)
+    if val_sources is not None:
+        train_set = full
+        val_set = LabelledCutouts.from_table(val_sources, images, augment=False,
+                                             **common)
+    else:
+        tr, va = stratified_split(full.labels, val_fraction, seed=seed)
+        train_set = full.subset(tr)
+        val_set = full.subset(va, augment=False) if va.size else None
+    result = train(model, train_set, val_set, epochs=epochs, lr=lr, seed=seed,
+                   **train_kwargs)
+    result.config.update(cutout_size=int(size),
+                         bands=list(full.bands) if full.bands else None,
+                         normalization=str(full.normalization), label_col=label_col,
+                         train_rows=train_set.indices.tolist(),
+                         val_rows=val_set.indices.tolist() if val_set else [])
+    # what a saved file needs to be used again (see TrainResult.save)
+    info = dict(getattr(result.model, "clustercls_meta", None) or {})
+    info.update(cutout_size=int(size),
+                bands=list(full.bands) if full.bands else info.get("bands"))
+    if normalize is None:
+        from .preprocessing import DEFAULT_RECIPE
+
+        info["normalization"] = DEFAULT_RECIPE
+    elif isinstance(normalize, str) and normalize != "identity":
+        info["normalization"] = normalize
+    else:  # a callable cannot be recorded: TrainResult.save then asks for it
+        info["normalization"] = None
+    result.model.clustercls_meta = info
+    return result
+
+
+def fit_temperature(logits, labels, *, classes=CLASSES, max_iter=200):
+    """
+    Temperature scaling: the T > 0 minimising the NLL of ``softmax(logits / T)``.
+
+    Fit on a validation set; dividing the logits by T calibrates the
+    probabilities without changing the predicted classes.
+
+    Parameters
+    ----------
+    logits : array-like or Tensor, shape (N, K)
+        Network outputs before softmax.
+    labels : array-like of int, shape (N,)
+        True labels (values of ``classes``).
+    classes : sequence of int, optional
+        Default 1..4.
+    max_iter : int, optional
+        L-BFGS iterations.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astro_clustercls.training import fit_temperature
+    >>> logits = np.array([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, 4.0]])
+    >>> t = fit_temperature(logits, [1, 2, 1, 1], classes=(1, 2))  # 3 of 4 right
+    >>> round(t, 2)  # softmax(4 / T) = 0.75 -> T = 4 / ln 3
+    3.64
+    """
+    logits = torch.as_tensor(np.asarray(logits, dtype=np.float64))
+    classes = np.asarray(classes).ravel()
+    labels = np.asarray(labels).ravel()
+    if logits.ndim != 2 or logits.shape != (labels.size, classes.size):
+        raise ValueError(f"'logits' must have shape ({labels.size}, {classes.size}), "
+                         f"got {tuple(logits.shape)}")
+    target = torch.as_tensor(np.searchsorted(classes, labels), dtype=torch.int64)
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), target)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.detach().exp().clamp(1e-3, 1e3))
+
+
+def predict_logits(model, dataset, *, batch_size=256, device=None, tta=False,
+                   amp=False, channels_last=False):
+    """
+    Network outputs (logits) for every item of a dataset, in order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (put in eval mode).
+    dataset : `LabelledCutouts` or torch.Tensor (N, B, S, S)
+        Normalised cutouts; a dataset's augmentation is not applied.
+    batch_size : int, optional
+        Default 256.
+    device : str or torch.device, optional
+        See `resolve_device`.
+    tta : bool, optional
+        Average the logits over the 8 rotations/flips (test-time
+        augmentation).
+    amp, channels_last : optional
+        As in `train` (both off by default).
+
+    Returns
+    -------
+    ndarray, shape (N, K), float32
+        Logits; class probabilities are ``softmax(logits / T)`` with the
+        temperature T of `fit_temperature` (1 when not calibrated).
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from astro_clustercls.training import LabelledCutouts, predict_logits
+    >>> ds = LabelledCutouts(np.ones((3, 1, 5, 5)), [1, 2, 3], normalize='identity',
+    ...                      classes=(1, 2, 3))
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(25, 3))
+    >>> predict_logits(net, ds, device='cpu').shape
+    (3, 3)
+    """
+    batch_size = validate_positive_int("batch_size", batch_size)
+    device = resolve_device(device)
+    amp_dtype = _amp_dtype(amp, device)
+    tensors = dataset.tensors if hasattr(dataset, "tensors") else torch.as_tensor(
+        np.asarray(dataset, dtype=np.float32))
+    model.to(device).eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, tensors.shape[0], batch_size):
+            x = tensors[start:start + batch_size].to(device)
+            views = [_dihedral(x, k) for k in range(8)] if tta else [x]
+            acc = None
+            for v in views:
+                if channels_last:
+                    v = v.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
+                                    enabled=amp_dtype is not None):
+                    logits = model(v).float()
+                acc = logits if acc is None else acc + logits
+            out.append((acc / len(views)).cpu().numpy())
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32)

@@ -243,14 +243,15 @@ def _detect(image, *, fwhm=2.5, nsigma=5.0):
     from photutils.detection import DAOStarFinder
 
     data = np.asarray(image, dtype=float)
+    bad = ~np.isfinite(data)  # e.g. the chip gap
     box = max(16, min(64, min(data.shape) // 4))
-    bkg = Background2D(data, box, filter_size=3, sigma_clip=SigmaClip(sigma=3.0),
+    bkg = Background2D(data, box, mask=bad, filter_size=3,
+                       sigma_clip=SigmaClip(sigma=3.0),
                        bkg_estimator=MedianBackground())
-    resid = data - bkg.background
-    _, _, std = sigma_clipped_stats(resid, sigma=3.0)
+    resid = np.where(bad, 0.0, data - bkg.background)
+    _, _, std = sigma_clipped_stats(resid, mask=bad, sigma=3.0)
     finder = DAOStarFinder(threshold=nsigma * std, fwhm=fwhm)
-    sources = finder(resid)
-    return sources
+    return finder(resid, mask=bad)
 
 
 def _match(det_xy, true_xy, radius):
@@ -362,6 +363,8 @@ def run_demo(args):
           f"{args.match_radius} px")
     print(f"classified {meta['n_classified']} with {meta['model']} (weights "
           f"{meta['weights']}) on {meta['device']} in {t_cls:.1f} s")
+    if meta.get("weights_notes"):
+        print(f"weights notes: {meta['weights_notes']}")
     print("\n".join(_class_summary(result)))
     print("recall per true class (matched, classified detections):")
     print("\n".join(_recall_lines(result, truth, match)))

@@ -41,11 +41,18 @@ def _atomic_write(filename, write, *, overwrite):
         raise OSError(f"{str(path)!r} already exists; use overwrite=True to replace it")
     if not path.parent.exists():
         raise OSError(f"directory {str(path.parent)!r} does not exist")
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+    else:  # what open() would give: 0o666 less the umask (mkstemp uses 0o600)
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
                                dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:  # also KeyboardInterrupt: leave no partial output
         try:
@@ -364,9 +371,7 @@ def _read_empty_multidim(filename):
                 ln = re.sub(r"datatype: string, subtype: '?[a-z0-9]+\[[0-9,]+\]'?",
                             f"datatype: {dtype}", ln)
         fixed.append(ln)
-    from io import StringIO
-
-    table = QTable.read(StringIO("\n".join(fixed) + "\n"), format="ascii.ecsv")
+    table = QTable.read("\n".join(fixed) + "\n", format="ascii.ecsv")
     for name, (dtype, shape) in shapes.items():
         old = table[name]
         table.replace_column(name, np.zeros((0, *shape), dtype=dtype))

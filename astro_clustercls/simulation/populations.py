@@ -175,8 +175,9 @@ class PopulationParameters:
     reff_pc: dict = field(default_factory=lambda: {1: (1.4, 0.25), 2: (1.5, 0.25),
                                                    3: (1.5, 0.2)})
     eff_gamma: tuple = (2.6, 3.6)
-    assoc_size_pc: tuple = (1.5, 5.0)
-    assoc_peaks: tuple = (3, 7)
+    assoc_size_pc: tuple = (4.0, 12.0)
+    assoc_peaks: tuple = (3, 6)
+    assoc_main_peak: tuple = (0.4, 0.65)
     class4_subtypes: dict = field(default_factory=lambda: dict(CLASS4_SUBTYPES))
     star_mv_range: tuple = (-5.5, -9.5)
     red_star_fraction: float = 0.12
@@ -435,25 +436,29 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
             npeaks = rng.integers(p.assoc_peaks[0], p.assoc_peaks[1] + 1, k)
             npk[idx] = npeaks
             size_pix = rng.uniform(*p.assoc_size_pc, k) / pcpix[idx]
-            size_pix = np.clip(size_pix, 1.1, 4.0)
-            fdiff = rng.uniform(0.2, 0.4, k)
-            eff(idx, np.maximum(rpix, 0.6 * size_pix), g, rng.uniform(0.5, 1.0, k),
+            size_pix = np.clip(size_pix, 2.5, 6.0)
+            fdiff = rng.uniform(0.08, 0.2, k)
+            eff(idx, np.maximum(rpix, 0.5 * size_pix), g, rng.uniform(0.5, 1.0, k),
                 theta, ftot * fdiff[:, None])
-            w = rng.dirichlet(np.ones(p.assoc_peaks[1]), k)
-            wsum = np.where(np.arange(p.assoc_peaks[1])[None, :] < npeaks[:, None],
-                            w, 0.0).sum(1)
-            for j in range(p.assoc_peaks[1]):
-                has = npeaks > j
-                ii = np.flatnonzero(has)
+            # the brightest peak near the middle, the others spread around it
+            kmax = p.assoc_peaks[1]
+            w = rng.dirichlet(np.full(kmax, 0.8), k)
+            w[:, 0] = rng.uniform(*p.assoc_main_peak, k)
+            others = np.where(np.arange(1, kmax)[None, :] < npeaks[:, None], w[:, 1:], 0.0)
+            w[:, 1:] = others / others.sum(1, keepdims=True) * (1 - w[:, :1])
+            for j in range(kmax):
+                ii = np.flatnonzero(npeaks > j)
                 if ii.size == 0:
                     continue
-                rr = size_pix[ii] * np.sqrt(rng.random(ii.size))
+                if j == 0:
+                    rr = rng.uniform(0.0, 0.7, ii.size)
+                else:
+                    rr = rng.uniform(2.2, size_pix[ii])
                 ang = rng.uniform(0, 2 * np.pi, ii.size)
-                wj = w[ii, j] / wsum[ii]
                 # each peak: a star or small cluster with its own age scatter
                 dcol = ssp_colours(np.clip(log_age[idx[ii]] + rng.normal(0, 0.15, ii.size),
                                            6.0, 10.1), bands, ebv=ebv[idx[ii]])
-                f = ftot[ii] * ((1 - fdiff[ii]) * wj)[:, None] * \
+                f = ftot[ii] * ((1 - fdiff[ii]) * w[ii, j])[:, None] * \
                     10 ** (-0.4 * (dcol - colours[idx[ii]]))
                 eff(idx[ii], np.full(ii.size, 0.35), np.full(ii.size, 3.0), 1.0, 0.0, f,
                     rr * np.cos(ang), rr * np.sin(ang))

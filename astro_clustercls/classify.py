@@ -33,7 +33,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.table import Column, MaskedColumn, QTable, Table
 
-from ._constants import CLASSES, CLASS_NAMES, N_CLASSES
+from ._constants import CLASS_NAMES, CLASSES, N_CLASSES
 from .cutouts import make_cutouts
 from .flags import FLAGS
 from .images import bands_of, normalize_band_name
@@ -139,8 +139,8 @@ def _check_sha256(path, expected):
         raise TypeError(f"'weights_sha256' must be a hex string, got {expected!r}")
     expected = expected.strip().lower()
     if len(expected) < 8 or any(c not in "0123456789abcdef" for c in expected):
-        raise ValueError("'weights_sha256' must be a SHA-256 hex digest (or a prefix of "
-                         f"at least 8 characters), got {expected!r}")
+        raise ValueError("'weights_sha256' must be a SHA-256 hex digest (or a prefix "
+                         f"of at least 8 characters), got {expected!r}")
     got = file_sha256(path)
     if not got.startswith(expected):
         raise OSError(f"SHA-256 mismatch for 'weights_path' {path}: expected "
@@ -308,8 +308,8 @@ class ClusterClassifier:
     >>> images = BandImages({b: rng.normal(0, 1, (64, 64)) for b in bands})
     >>> clf = ClusterClassifier('resnet18', weights_path=weights_file, device='cpu')
     >>> result = clf([(20.0, 30.0), (500.0, 10.0)], images)
-    >>> result.colnames
-    ['x_centroid', 'y_centroid', 'cluster_class', 'class_prob', 'class_prob_max', 'classify_flags']
+    >>> result.colnames[2:]
+    ['cluster_class', 'class_prob', 'class_prob_max', 'classify_flags']
     >>> result['cluster_class'].mask.tolist()  # the second source is off the image
     [False, True]
     >>> result['class_prob'].shape
@@ -318,7 +318,8 @@ class ClusterClassifier:
     """
 
     def __init__(self, model="resnet18", *, weights=None, weights_path=None,
-                 weights_sha256=None, weights_meta=None, device=None, batch_size=None, progress_bar=None,
+                 weights_sha256=None, weights_meta=None, device=None, batch_size=None,
+                 progress_bar=None,
                  cutout_size=None, bands=None, missing_bands="error", tta=False,
                  confidence_threshold=None):
         from . import conf
@@ -422,7 +423,7 @@ class ClusterClassifier:
             raise ValueError(f"'bands' must name one image band per network band "
                              f"{self.bands} ({len(self.bands)}), got {len(bands)}")
         return {net: None if img is None else normalize_band_name(img)
-                for net, img in zip(self.bands, bands)}
+                for net, img in zip(self.bands, bands, strict=True)}
 
     def __repr__(self):
         source = (f"weights_path={self.weights_path!r}" if self.weights_path
@@ -611,7 +612,7 @@ class ClusterClassifier:
         table["cluster_class"] = MaskedColumn(
             classes, mask=~done, fill_value=0, dtype=np.int64,
             description="class 1..4 (Wei et al. 2020): " + "; ".join(
-                f"{c} {name}" for c, name in zip(CLASSES, CLASS_NAMES)))
+                f"{c} {name}" for c, name in zip(CLASSES, CLASS_NAMES, strict=True)))
         table["class_prob"] = Column(
             probs, description="probability of each class 1..4 (NaN: not classified)")
         table["class_prob_max"] = Column(
@@ -647,7 +648,7 @@ class ClusterClassifier:
 def classify_sources(sources, images, *, model="resnet18", xcol=None, ycol=None,
                      skycol=None, origin=0, **kwargs):
     """
-    Classify sources in one call: ``ClusterClassifier(model, **kwargs)(sources, images)``.
+    Classify in one call: ``ClusterClassifier(model, **kwargs)(sources, images)``.
 
     Parameters
     ----------

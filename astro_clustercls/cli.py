@@ -71,7 +71,8 @@ def _read_sources(path, fmt=None):
             return QTable.read(path, **kwargs)
     except Exception as exc:  # noqa: BLE001 - astropy raises many kinds here
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise OSError(f"cannot read sources table {path}: {msg}") from None
+        hint = "" if fmt else " (name its format with --sources-format)"
+        raise OSError(f"cannot read sources table {path}: {msg}{hint}") from None
 
 
 def _check_output(path, overwrite, option):
@@ -109,8 +110,9 @@ def _class_summary(result):
     values = np.ma.filled(np.ma.asarray(cls), 0)
     n = len(result)
     lines = [f"  class  {'name':<34s} {'count':>7s}"]
-    for c, name in zip(CLASSES, CLASS_NAMES):
-        lines.append(f"  {c:>5d}  {name:<34s} {np.count_nonzero(values[~mask] == c):>7d}")
+    for c, name in zip(CLASSES, CLASS_NAMES, strict=True):
+        count = np.count_nonzero(values[~mask] == c)
+        lines.append(f"  {c:>5d}  {name:<34s} {count:>7d}")
     lines.append(f"  {'-':>5s}  {'not classified':<34s} {np.count_nonzero(mask):>7d}")
     flags = np.asarray(result["classify_flags"])
     flagged = [f"{f.name}: {np.count_nonzero(flags & f.bit)}" for f in FLAGS
@@ -145,6 +147,12 @@ def _add_classifier_options(parser, *, with_weights=True):
 def _make_classifier(args, **extra):
     from .classify import ClusterClassifier
 
+    if (args.weights_path is None and getattr(args, "weights", None) is None
+            and not _has_bundled_weights(args.model)):
+        raise CLIError(
+            f"no bundled weights for model {args.model!r} in this installation yet "
+            "(astro_clustercls/models/data/ holds none); train them with the training "
+            "code, or pass a weights file with --weights-path FILE", status=3)
     return ClusterClassifier(args.model, weights=getattr(args, "weights", None),
                              weights_path=args.weights_path, device=args.device,
                              batch_size=args.batch_size, progress_bar=args.progress,
@@ -162,7 +170,7 @@ def add_classify_arguments(parser):
                         help="extension holding the image (default: SCI if present, "
                              "else the first 2D HDU)")
     parser.add_argument("--sources", required=True, metavar="TABLE",
-                        help="source table (ECSV, FITS, CSV, ... e.g. photutils output)")
+                        help="source table (ECSV, FITS, CSV...: e.g. photutils output)")
     parser.add_argument("--sources-format", default=None, metavar="FORMAT",
                         help="astropy format of --sources if not guessed "
                              "(e.g. ascii.commented_header)")
@@ -196,10 +204,11 @@ def run_classify(args):
     out = _check_output(args.out, args.overwrite, "--out")
     regions = _check_output(args.regions, args.overwrite, "--regions")
     files = _parse_images(args.images)
-    images = BandImages.from_files(files, hdu=args.hdu)
-    sources = _read_sources(args.sources, args.sources_format)
+    # options and weights first: a typo fails before large images are opened
     clf = _make_classifier(args, missing_bands=args.missing_bands,
                            confidence_threshold=args.confidence_threshold)
+    images = BandImages.from_files(files, hdu=args.hdu)
+    sources = _read_sources(args.sources, args.sources_format)
     t0 = time.perf_counter()
     result = clf(sources, images, xcol=args.xcol, ycol=args.ycol,
                  skycol=_skycol(args.skycol), origin=args.origin)
@@ -312,12 +321,6 @@ def run_demo(args):
         raise OSError(f"--outdir {outdir} exists and is not a directory")
 
     # the classifier first: without weights there is no point simulating
-    if args.weights_path is None and not _has_bundled_weights(args.model,
-                                                              args.weights):
-        raise CLIError(
-            f"no bundled weights for model {args.model!r} in this installation yet "
-            "(astro_clustercls/models/data/ is empty); train them with the training "
-            "code, or run the demo with --weights-path FILE", status=3)
     clf = _make_classifier(args)
 
     from .simulation import simulate_field
@@ -372,22 +375,12 @@ def run_demo(args):
     return 0
 
 
-def _has_bundled_weights(model, weights):
-    """Whether the model has bundled weights files installed."""
-    try:
-        from .models import get_model_weights
-    except ImportError:
-        return False
-    try:
-        enum = get_model_weights(model)
-    except (KeyError, ValueError):
-        return False
-    members = list(enum) if enum is not None else []
-    for member in members:
-        path = getattr(getattr(member, "value", member), "path", None)
-        if path is not None and Path(path).exists():
-            return True
-    return False
+def _has_bundled_weights(model):
+    """Whether ``model`` has bundled weights files installed (unknown names raise)."""
+    from .models import get_model_weights
+
+    enum = get_model_weights(model)
+    return any(Path(member.full_path).is_file() for member in enum)
 
 
 def _gallery(result, images, clf, path):
@@ -472,7 +465,8 @@ def main(argv=None):
     -------
     int
         0 on success; 1 for errors in files or arguments (printed in one
-        line); 2 for usage errors; 130 if interrupted.
+        line); 2 for usage errors; 3 when no network weights are available;
+        130 if interrupted.
     """
     parser = build_parser()
     try:

@@ -63,6 +63,7 @@ _LOCK = threading.Lock()
 _CLASSIFIERS = {}
 _BUILDS = Counter()
 _TASKS = Counter()
+_THREADS = {"last": None}   # torch threads of the last classification
 
 
 # ---------------------------------------------------------------------------
@@ -389,16 +390,16 @@ def _worker_nthreads(worker):
 def _worker_state():
     """
     This process's counters: classifiers built per spec, tasks run, networks
-    loaded and torch threads (for tests and monitoring, e.g. ``client.run``).
+    loaded and the torch threads of the last classification (for tests and
+    monitoring, e.g. ``client.run``; torch's setting is per thread, hence
+    recorded by the task).
     """
-    import torch
-
     from .classify import _cached_network
 
     return {"classifier_builds": {repr(k): v for k, v in _BUILDS.items()},
             "tasks": sum(_TASKS.values()),
             "network_loads": _cached_network.cache_info().misses,
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": _THREADS["last"]}
 
 
 def _run_classifier(spec, sources, images, call, threads):
@@ -418,6 +419,7 @@ def _run_classifier(spec, sources, images, call, threads):
             threads = _worker_nthreads(worker)
         if threads is not None and threads != previous:
             torch.set_num_threads(int(threads))
+        _THREADS["last"] = torch.get_num_threads()
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")

@@ -185,8 +185,14 @@ def to_regions(table, *, filename=None, format="ds9", radius=5, colors=None,
     circle(21.00000000,8.00000000,5.00000000) # text={?} tag={unclassified} color=gray
     <BLANKLINE>
     """
-    from regions import (CirclePixelRegion, CircleSkyRegion, PixCoord, RegionMeta,
-                         Regions, RegionVisual)
+    from regions import (
+        CirclePixelRegion,
+        CircleSkyRegion,
+        PixCoord,
+        RegionMeta,
+        Regions,
+        RegionVisual,
+    )
 
     if not isinstance(table, Table):
         raise TypeError(f"'table' must be an astropy Table, got {type(table).__name__}")

@@ -170,7 +170,7 @@ class PopulationParameters:
     mv_range: tuple = (-5.0, -12.5)
     lf_slope: float = 2.0
     age: dict = field(default_factory=lambda: {1: (8.2, 0.8), 2: (7.3, 0.7),
-                                               3: (6.8, 0.3), 4: (6.9, 0.5)})
+                                               3: (6.75, 0.3), 4: (6.9, 0.5)})
     ebv: dict = field(default_factory=lambda: {1: 0.2, 2: 0.2, 3: 0.12, 4: 0.12})
     reff_pc: dict = field(default_factory=lambda: {1: (1.4, 0.25), 2: (1.5, 0.25),
                                                    3: (1.5, 0.2)})
@@ -222,11 +222,12 @@ class _Builder:
     def __init__(self, n_bands):
         self.n_bands = n_bands
         self.cols = {k: [] for k in ("obj", "kind", "dx", "dy", "size", "q", "theta",
-                                     "beta_idx", "flux")}
+                                     "beta_idx", "flux", "ref")}
         self.arts = {k: [] for k in ("art_obj", "art_band", "art_dx", "art_dy",
                                      "art_flux")}
 
-    def add(self, obj, kind, dx, dy, flux, *, size=1.0, q=1.0, theta=0.0, beta_idx=0):
+    def add(self, obj, kind, dx, dy, flux, *, size=1.0, q=1.0, theta=0.0, beta_idx=0,
+            ref=True):
         obj = np.atleast_1d(np.asarray(obj, np.intp))
         n = obj.size
         b = lambda v, dt=float: np.broadcast_to(np.asarray(v, dt), (n,)).copy()  # noqa: E731
@@ -239,6 +240,7 @@ class _Builder:
         self.cols["theta"].append(b(theta))
         self.cols["beta_idx"].append(b(beta_idx, np.intp))
         self.cols["flux"].append(np.broadcast_to(flux, (n, self.n_bands)).astype(float))
+        self.cols["ref"].append(b(ref, bool))
 
     def add_artifact(self, obj, band, dx, dy, flux):
         obj = np.atleast_1d(np.asarray(obj, np.intp))
@@ -251,6 +253,8 @@ class _Builder:
 
     def build(self):
         cat = {}
+        ref = self.cols.pop("ref")
+        ref = np.concatenate(ref) if ref else np.zeros(0, bool)
         for k, v in self.cols.items():
             if v:
                 cat[k] = np.concatenate(v)
@@ -261,8 +265,10 @@ class _Builder:
         for k, v in self.arts.items():
             cat[k] = (np.concatenate(v) if v else
                       np.zeros(0, float if k == "art_flux" else np.intp))
+        order = np.argsort(cat["obj"], kind="stable")
         comp = Components(**cat)
-        return Components.concatenate([comp])
+        comp = Components.concatenate([comp])
+        return comp, ref[order]
 
 
 def _resolve_distance(distance, n, rng):
@@ -320,8 +326,10 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
         ``reff_pix``, ``eff_gamma``, ``axis_ratio``, ``n_peaks``, ``edge``,
         ``field``, ``mag_<band>`` (total Vega) and ``flux_<band>`` (electron/s).
     components : Components
-        Light components with offsets relative to the object's light centroid
-        in F555W (or the middle band).
+        Light components with offsets relative to the object's reference point:
+        the F555W light centroid of its main body (for class 2, without the
+        off-centre secondary light; for class 3, the brightest peak, where a
+        detection algorithm puts the candidate).
 
     Examples
     --------
@@ -376,12 +384,13 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
         m = (mabs + dm[idx])[:, None] + col
         return zp_flux[None, :] * 10 ** (-0.4 * m)
 
-    def eff(idx, reff_pix, g, q, theta, f, dx=0.0, dy=0.0):
+    def eff(idx, reff_pix, g, q, theta, f, dx=0.0, dy=0.0, ref=True):
         bi = _fourier.nu_index(g / 2.0)
         beta = _fourier.beta_of_index(bi)
         # reff is circularised: major-axis half-light radius = reff / sqrt(q)
         a = reff_pix / np.sqrt(q) / np.sqrt(2.0 ** (1.0 / (beta - 1.0)) - 1.0)
-        B.add(idx, KIND_MOFFAT, dx, dy, f, size=a, q=q, theta=theta, beta_idx=bi)
+        B.add(idx, KIND_MOFFAT, dx, dy, f, size=a, q=q, theta=theta, beta_idx=bi,
+              ref=ref)
 
     # --- clusters, classes 1-3
     for c in (1, 2, 3):
@@ -422,7 +431,8 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
                 rr = rng.uniform(1.2, 2.5, sec.size) * np.maximum(rpix[sec], 0.8)
                 ang = rng.uniform(0, 2 * np.pi, sec.size)
                 eff(idx[sec], 0.5 * rpix[sec], g[sec], 1.0, 0.0,
-                    ftot[sec] * fsec[sec, None], rr * np.cos(ang), rr * np.sin(ang))
+                    ftot[sec] * fsec[sec, None], rr * np.cos(ang), rr * np.sin(ang),
+                    ref=False)
             irr = np.flatnonzero(kind == 2)
             if irr.size:  # 3 faint stars scattered in a lopsided halo
                 base = rng.uniform(0, 2 * np.pi, irr.size)
@@ -430,7 +440,7 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
                     ang = base + rng.normal(0, 0.7, irr.size)
                     rr = rng.uniform(1.0, 3.0, irr.size) * np.maximum(rpix[irr], 0.8)
                     B.add(idx[irr], KIND_POINT, rr * np.cos(ang), rr * np.sin(ang),
-                          ftot[irr] * (fsec[irr] / 3)[:, None])
+                          ftot[irr] * (fsec[irr] / 3)[:, None], ref=False)
         else:
             subtype[idx] = "association"
             npeaks = rng.integers(p.assoc_peaks[0], p.assoc_peaks[1] + 1, k)
@@ -439,7 +449,7 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
             size_pix = np.clip(size_pix, 2.5, 6.0)
             fdiff = rng.uniform(0.08, 0.2, k)
             eff(idx, np.maximum(rpix, 0.5 * size_pix), g, rng.uniform(0.5, 1.0, k),
-                theta, ftot * fdiff[:, None])
+                theta, ftot * fdiff[:, None], ref=False)
             # the brightest peak near the middle, the others spread around it
             kmax = p.assoc_peaks[1]
             w = rng.dirichlet(np.full(kmax, 0.8), k)
@@ -461,7 +471,7 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
                 f = ftot[ii] * ((1 - fdiff[ii]) * w[ii, j])[:, None] * \
                     10 ** (-0.4 * (dcol - colours[idx[ii]]))
                 eff(idx[ii], np.full(ii.size, 0.35), np.full(ii.size, 3.0), 1.0, 0.0, f,
-                    rr * np.cos(ang), rr * np.sin(ang))
+                    rr * np.cos(ang), rr * np.sin(ang), ref=(j == 0))
 
     # --- class 4 impostors
     idx4 = np.flatnonzero(cls == 4)
@@ -559,9 +569,10 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
                 jj = np.flatnonzero(~isc)
                 B.add(idx[jj], KIND_POINT, 0.0, 0.0, f[jj])
 
-    comp = B.build()
-    # --- re-centre every object on its light centroid in the V band
-    fv = comp.flux[:, vcol]
+    comp, ref = B.build()
+    # --- re-centre every object on the V light centroid of its main body (all
+    # components except class-2 secondaries and class-3 satellites / halo)
+    fv = comp.flux[:, vcol] * ref
     tot = np.bincount(comp.obj, fv, minlength=n)
     sx = np.bincount(comp.obj, fv * comp.dx, minlength=n)
     sy = np.bincount(comp.obj, fv * comp.dy, minlength=n)

@@ -16,8 +16,12 @@ from photutils.detection import DAOStarFinder
 from astro_clustercls import BandImages, make_cutouts
 from astro_clustercls import classify as classify_module
 from astro_clustercls._constants import DEFAULT_BANDS
-from astro_clustercls.classify import (OUTPUT_COLUMNS, ClusterClassifier,
-                                       classify_sources, clear_model_cache)
+from astro_clustercls.classify import (
+    OUTPUT_COLUMNS,
+    ClusterClassifier,
+    classify_sources,
+    clear_model_cache,
+)
 from astro_clustercls.flags import FLAGS
 from astro_clustercls.models import build_network, file_sha256, save_weights
 from astro_clustercls.preprocessing import dihedral, normalize

@@ -50,7 +50,7 @@ def test_pixel_regions_roundtrip(tmp_path):
     assert isinstance(regs, Regions) and len(regs) == len(t)
     back = Regions.read(path, format="ds9")
     assert len(back) == len(t)
-    for row, reg in zip(t, back):
+    for row, reg in zip(t, back, strict=True):
         assert isinstance(reg, CirclePixelRegion)
         # 0-based in the table and in regions (the file itself is 1-based)
         assert reg.center.x == pytest.approx(row["x_centroid"], abs=1e-6)

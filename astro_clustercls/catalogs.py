@@ -9,17 +9,17 @@ standard columns, so the tables can be stacked, classified with
 `~astro_clustercls.classify.ClusterClassifier` and used to fine-tune or
 evaluate a network:
 
-==================  ==========================================================
-column              content
-==================  ==========================================================
-``id``              the catalog's source id
-``x_centroid``      x pixel position, **0-based** (astropy convention)
-``y_centroid``      y pixel position, **0-based**
-``sky_centroid``    `~astropy.coordinates.SkyCoord` (ICRS)
-``cluster_class``   masked int 1..4: catalog codes >= 4 are all class 4 (not a
-                    cluster); 0 (not inspected) and unknown codes are masked
-``class_code_original``  the catalog's code, unchanged (int, -1 where NaN)
-==================  ==========================================================
+=========================  ==========================================================
+column                     content
+=========================  ==========================================================
+``id``                     the catalog's source id
+``x_centroid``             x pixel position, **0-based** (astropy convention)
+``y_centroid``             y pixel position, **0-based**
+``sky_centroid``           `~astropy.coordinates.SkyCoord` (ICRS)
+``cluster_class``          masked int 1..4: catalog codes >= 4 are all class 4 (not a
+                           cluster); 0 (not inspected) and unknown codes are masked
+``class_code_original``    the catalog's code, unchanged (int, -1 where NaN)
+=========================  ==========================================================
 
 `map_classes` is the code-to-class rule shared by both readers.
 """

@@ -556,30 +556,42 @@ class ClusterClassifier:
             net = self._network()
             nb, size = len(self.bands), self.cutout_size
             chunk = _chunk_size(nb, size, self.batch_size)
-            starts = range(0, n, chunk)
-            bar = add_progress_bar(starts, desc=f"classify ({self.model})",
-                                   total=len(starts), progress_bar=self.progress_bar)
-            with torch.inference_mode():
-                for start in bar:
-                    sl = slice(start, min(start + chunk, n))
-                    stack = make_cutouts(sub, resolved.xy[sl], size)
-                    flags[sl] = stack.flags
-                    valid = np.isfinite(stack.data).reshape(len(stack), -1).any(axis=1)
-                    ok = stack.usable & valid
-                    rows = np.flatnonzero(ok)
-                    if rows.size == 0:
-                        continue
-                    data = np.zeros((rows.size, nb, size, size), dtype=np.float32)
-                    data[:, present_idx] = normalize(stack.data[rows],
-                                                     self.normalization)
-                    if missing_idx:
-                        data[:, missing_idx] = 0.0
-                    out = np.empty((rows.size, N_CLASSES), dtype=np.float32)
-                    for b0 in range(0, rows.size, self.batch_size):
-                        b1 = min(b0 + self.batch_size, rows.size)
-                        out[b0:b1] = self._forward(net, data[b0:b1])
-                    probs[start + rows] = out
-                    done[start + rows] = True
+            # progress in objects, updated per batch (None: no bar)
+            bar = add_progress_bar(None, desc=f"classify ({self.model})", total=n,
+                                   progress_bar=self.progress_bar)
+            try:
+                with torch.inference_mode():
+                    for start in range(0, n, chunk):
+                        sl = slice(start, min(start + chunk, n))
+                        stack = make_cutouts(sub, resolved.xy[sl], size)
+                        flags[sl] = stack.flags
+                        valid = np.isfinite(stack.data).reshape(len(stack), -1).any(
+                            axis=1)
+                        rows = np.flatnonzero(stack.usable & valid)
+                        if bar is not None and len(stack) > rows.size:
+                            bar.update(len(stack) - rows.size)
+                        if rows.size == 0:
+                            continue
+                        raw = (stack.data if rows.size == len(stack)
+                               else stack.data[rows])
+                        del stack
+                        if missing_idx:
+                            data = np.zeros((rows.size, nb, size, size), np.float32)
+                            data[:, present_idx] = normalize(raw, self.normalization)
+                        else:
+                            data = normalize(raw, self.normalization)
+                        del raw
+                        out = np.empty((rows.size, N_CLASSES), dtype=np.float32)
+                        for b0 in range(0, rows.size, self.batch_size):
+                            b1 = min(b0 + self.batch_size, rows.size)
+                            out[b0:b1] = self._forward(net, data[b0:b1])
+                            if bar is not None:
+                                bar.update(b1 - b0)
+                        probs[start + rows] = out
+                        done[start + rows] = True
+            finally:
+                if bar is not None:
+                    bar.close()
 
         return self._to_table(table, probs, flags, done, missing_idx, used, resolved)
 

@@ -50,6 +50,9 @@ class BundledRecipe:
     early_stopping: int = 4
     band_dropout: float = 0.05
     normalization: str = "asinh-v1"
+    #: bf16 autocast trains ~1.5x faster on CPUs with native bf16, but its oneDNN
+    #: kernels are not bit-reproducible run to run; the bundled networks use fp32
+    amp: bool = False
 
 
 #: The recipes of the bundled networks (sized to train on 2 CPU cores in a session).
@@ -97,8 +100,8 @@ def predict_probs(model, data, *, normalization="asinh-v1", batch_size=256,
     """
     Class probabilities of a network for an (N, B, S, S) array of raw cutouts.
 
-    Objects are normalised one by one (the result does not depend on the batch)
-    and run in batches under `torch.inference_mode`.
+    Each object is normalised on its own (the result does not depend on the
+    batch), then `~astro_clustercls.training.predict_logits` runs the network.
 
     Returns
     -------
@@ -107,15 +110,11 @@ def predict_probs(model, data, *, normalization="asinh-v1", batch_size=256,
     import torch
 
     from .preprocessing import normalize
+    from .training import predict_logits
 
-    model.eval().to(device)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(data), batch_size):
-            x = normalize(data[start:start + batch_size], recipe=normalization)
-            logits = model(torch.from_numpy(x).to(device))
-            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
+    logits = predict_logits(model, normalize(data, recipe=normalization),
+                            batch_size=batch_size, device=device)
+    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
 
 
 def heldout_report(probs, test_set):
@@ -219,6 +218,7 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
                                 seed=seed, bands=train_ts.bands)
     val_set = LabelledCutouts(val_ts.data, val_ts.labels, normalize=norm,
                               bands=val_ts.bands)
+    checkpoint = workdir / "checkpoint.pt"
     torch.manual_seed(seed)
     model = build_network(arch, n_bands=len(train_ts.bands), num_classes=len(CLASSES))
     result = train(model, train_set, val_set, epochs=recipe.epochs,
@@ -226,8 +226,10 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
                    weight_decay=recipe.weight_decay, optimizer=recipe.optimizer,
                    schedule=recipe.schedule, class_balance=recipe.class_balance,
                    early_stopping=recipe.early_stopping, seed=seed, device=device,
-                   checkpoint=workdir / "checkpoint.pt", resume=resume,
-                   log=workdir / "history.ecsv", progress_bar=progress_bar)
+                   checkpoint=checkpoint,
+                   resume=resume and checkpoint.exists(),
+                   log=workdir / "history.ecsv", progress_bar=progress_bar,
+                   amp=recipe.amp)
     t_train = time.time() - t0 - t_data
     probs = predict_probs(result.model, test_ts.data, normalization=norm)
     report, metrics = heldout_report(probs, test_ts)

@@ -292,13 +292,15 @@ def write_table(table, filename, *, overwrite=False):
 
     Examples
     --------
+    >>> import tempfile, pathlib
     >>> import numpy as np
     >>> from astropy.table import QTable
     >>> from astro_clustercls.export import write_table
     >>> t = QTable({'class_prob': np.full((2, 4), 0.25, np.float32)})
     >>> t.meta['astro_clustercls'] = {'model': 'resnet18'}
-    >>> _ = write_table(t, 'tmp_table.ecsv', overwrite=True)
-    >>> back = QTable.read('tmp_table.ecsv')
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = write_table(t, pathlib.Path(d) / 'out.ecsv')
+    ...     back = QTable.read(path)
     >>> back['class_prob'].shape, back.meta['astro_clustercls']['model']
     ((2, 4), 'resnet18')
     """
@@ -332,12 +334,14 @@ def read_table(filename):
 
     Examples
     --------
+    >>> import tempfile, pathlib
     >>> import numpy as np
     >>> from astropy.table import QTable
     >>> from astro_clustercls.export import read_table, write_table
     >>> empty = QTable({'class_prob': np.zeros((0, 4), np.float32)})
-    >>> _ = write_table(empty, 'tmp_empty.ecsv', overwrite=True)
-    >>> read_table('tmp_empty.ecsv')['class_prob'].shape
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     back = read_table(write_table(empty, pathlib.Path(d) / 'empty.ecsv'))
+    >>> back['class_prob'].shape
     (0, 4)
     """
     try:

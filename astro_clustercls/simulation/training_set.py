@@ -165,8 +165,8 @@ def _make_stamps(n, size, rng, *, bands, distance, classes, params, conditions,
         cut = (xx[None] * np.cos(phi)[:, None, None] + yy[None] *
                np.sin(phi)[:, None, None]) > d[:, None, None]
         img[edge] = np.where(cut[:, None], np.nan, img[edge])
-    tab["x_offset"] = -off[0]
-    tab["y_offset"] = -off[1]
+    tab["x_offset"] = off[0]
+    tab["y_offset"] = off[1]
     tab["background_v"] = level_v
     tab["psf_scale"] = np.full(n, scale)
     return img, var, tab

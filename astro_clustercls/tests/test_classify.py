@@ -558,5 +558,8 @@ def test_progress_bar_runs(weights_file, images, capsys):
     clf = ClusterClassifier("resnet18", weights_path=weights_file, progress_bar=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tqdm's environment chatter
-        result = clf(BLOBS, images)
-    assert len(result) == len(BLOBS)
+        result = clf([*BLOBS, (900.0, 900.0)], images)
+    assert len(result) == len(BLOBS) + 1
+    err = capsys.readouterr().err
+    assert "classify (resnet18)" in err
+    assert f"{len(BLOBS) + 1}/{len(BLOBS) + 1}" in err  # off-image row counted

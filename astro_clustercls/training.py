@@ -679,8 +679,9 @@ def train(model, train_set, val_set=None, *, epochs=20, batch_size=128, lr=1e-3,
         when oneDNN has native bf16 (AVX512-BF16 / AMX), where it is faster.
         bf16 keeps the 8-bit exponent of float32, so no loss scaling is
         needed; CNN classifiers trained this way reach the same accuracy, but
-        the weights are not bit-identical to a float32 run: pass
-        ``amp=False`` to compare runs across machines.
+        oneDNN's bf16 kernels are not bit-reproducible from run to run (two
+        runs with the same seed differ in the last bits of some weights):
+        pass ``amp=False`` for bit-identical weights from a seed.
     num_workers : int, optional
         DataLoader worker processes (default 0: in the main process).
 

@@ -563,3 +563,27 @@ def test_progress_bar_runs(weights_file, images, capsys):
     err = capsys.readouterr().err
     assert "classify (resnet18)" in err
     assert f"{len(BLOBS) + 1}/{len(BLOBS) + 1}" in err  # off-image row counted
+
+
+def test_other_band_count_from_meta(tmp_path, images):
+    """A 3-band network takes its bands from its meta; other bands are ignored."""
+    torch.manual_seed(2)
+    bands3 = ["F336W", "F555W", "F814W"]
+    path = tmp_path / "three.safetensors"
+    save_weights(build_network("resnet18", n_bands=3), path,
+                 {"architecture": "resnet18", "bands": bands3, "cutout_size": 15,
+                  "normalization": "asinh-v1"})
+    clf = ClusterClassifier("resnet18", weights_path=path)
+    assert clf.bands == tuple(bands3) and clf.cutout_size == 15
+    with pytest.warns(BandWarning, match="F275W"):
+        result = clf(BLOBS, images)
+    check_columns(result)
+    ref = clf(BLOBS, images.select(bands3))
+    np.testing.assert_allclose(result["class_prob"], ref["class_prob"], atol=1e-6)
+    # a file whose meta disagrees with its weights is refused
+    wrong = tmp_path / "wrong.safetensors"
+    save_weights(build_network("resnet18", n_bands=3), wrong,
+                 {"architecture": "resnet18", "bands": list(DEFAULT_BANDS),
+                  "cutout_size": 15, "normalization": "asinh-v1"})
+    with pytest.raises(ValueError, match="3"):
+        ClusterClassifier("resnet18", weights_path=wrong)

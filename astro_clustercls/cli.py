@@ -134,6 +134,9 @@ def _add_classifier_options(parser, *, with_weights=True):
                            help="bundled weights entry (default: the model's DEFAULT)")
     group.add_argument("--weights-path", default=None, metavar="FILE",
                        help="external checkpoint (safetensors or a torch state dict)")
+    group.add_argument("--weights-sha256", default=None, metavar="HEX",
+                       help="expected SHA-256 (or a prefix of >= 8 hex digits) of "
+                            "the --weights-path file")
     group.add_argument("--device", default=None,
                        help="cpu, cuda, cuda:N, mps or auto (default: "
                             "astro_clustercls.conf.device)")
@@ -154,7 +157,8 @@ def _make_classifier(args, **extra):
             "(astro_clustercls/models/data/ holds none); train them with the training "
             "code, or pass a weights file with --weights-path FILE", status=3)
     return ClusterClassifier(args.model, weights=getattr(args, "weights", None),
-                             weights_path=args.weights_path, device=args.device,
+                             weights_path=args.weights_path,
+                             weights_sha256=args.weights_sha256, device=args.device,
                              batch_size=args.batch_size, progress_bar=args.progress,
                              tta=args.tta, **extra)
 
@@ -311,7 +315,7 @@ def _recall_lines(result, truth, match):
 
 
 def run_demo(args):
-    """Simulate a field, detect, classify and compare with the truth (no network)."""
+    """Simulate a field, detect, classify and compare with the truth (offline)."""
     import numpy as np
 
     from .export import to_regions, write_table

@@ -1000,11 +1000,11 @@ def classify_mosaic(sources, images, *, tile_size=4096, tile_overlap=None, clien
     >>> _ = save_weights(build_network('resnet18'), path, meta)
     >>> rng = np.random.default_rng(2)
     >>> images = BandImages({b: rng.normal(0, 1, (96, 96)) for b in bands})
-    >>> xy = rng.uniform(0, 96, (12, 2))
-    >>> tiled = classify_mosaic(xy, images, tile_size=32, weights_path=path,
+    >>> xy = rng.uniform(0, 96, (40, 2))
+    >>> tiled = classify_mosaic(xy, images, tile_size=48, weights_path=path,
     ...                         device='cpu')
     >>> tiled.meta['astro_clustercls']['tiles']['n_tiles']
-    9
+    4
     >>> whole = ClusterClassifier(weights_path=path, device='cpu')(xy, images)
     >>> np.array_equal(tiled['class_prob'], whole['class_prob'])
     True

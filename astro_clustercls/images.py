@@ -527,7 +527,8 @@ def _filter_from_file(path):
     except (OSError, ValueError, TypeError, IndexError, VerifyWarning) as exc:
         raise OSError(f"cannot read FITS file {path}: {exc}") from None
     raise ValueError(f"no filter keyword ({', '.join(FILTER_KEYWORDS)}) in {path}; "
-                     "pass a mapping {band: path} instead")
+                     "name the band explicitly: a mapping {band: path} in Python, "
+                     "BAND=FILE on the command line")
 
 
 def _is_2d_image(hdu):

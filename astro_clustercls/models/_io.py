@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import struct
+import warnings
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -157,12 +158,20 @@ def save_weights(model, path, meta, *, fp16=True):
 
 def _sniff(path):
     """'torch' (zip or pickle), 'safetensors' or None, from the first bytes."""
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
         head = f.read(9)
+    # safetensors first: an 8-byte little-endian header length, then '{'. Its
+    # first byte may well be 0x80 (a header of 128 mod 256 bytes), so the
+    # pickle signature alone cannot decide.
+    if len(head) >= 9 and head[8:9] == b"{":
+        (n,) = struct.unpack("<Q", head[:8])
+        if 0 < n <= size - 8:
+            return "safetensors"
     if head[:4] == _ZIP_MAGIC or head[:1] == b"\x80":
         return "torch"
     if len(head) >= 9 and head[8:9] == b"{":
-        return "safetensors"
+        return "safetensors"  # truncated: the header reader says so
     return None
 
 
@@ -333,7 +342,9 @@ def _load_safetensors(path, map_location):
 def _load_torch(path, map_location):
     try:
         # a file object: torch.load would hand a '*.safetensors' *name* to safetensors
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            # torch warns about some legacy pickle protocols before refusing
+            warnings.simplefilter("ignore", UserWarning)
             obj = torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         raise OSError(

@@ -13,6 +13,8 @@ distributions are calibrated on the LEGUS catalogs
 #: Version of the simulator's physics and calibration; trained weights cite it.
 SIMULATOR_VERSION = "1.0"
 
+from .field import simulate_field  # noqa: E402
+from .inject import inject  # noqa: E402
 from .label_noise import (  # noqa: E402
     HUMAN_AGREEMENT,
     apply_label_noise,
@@ -31,14 +33,31 @@ from .populations import (  # noqa: E402
 )
 from .psf import DEFAULT_PSFS, MoffatPSF, get_psf  # noqa: E402
 from .training_set import HELD_OUT_GALAXY, TrainingSet, make_training_set  # noqa: E402
-from .field import simulate_field  # noqa: E402
-from .inject import inject  # noqa: E402
 
 __all__ = [
-    "SIMULATOR_VERSION", "VEGA_ZEROPOINTS", "zeropoint", "mag_to_flux", "flux_to_mag",
-    "MoffatPSF", "DEFAULT_PSFS", "get_psf", "ObservingConditions", "DEFAULT_CONDITIONS",
-    "PopulationParameters", "DEFAULT_PARAMETERS", "LEGUS_DISTANCES", "draw_population",
-    "pc_per_pixel", "ssp_colours", "HUMAN_AGREEMENT", "expert_confusion_matrix",
-    "inter_expert_agreement", "apply_label_noise", "TrainingSet", "make_training_set",
-    "HELD_OUT_GALAXY", "simulate_field", "inject",
+    "SIMULATOR_VERSION",
+    "VEGA_ZEROPOINTS",
+    "zeropoint",
+    "mag_to_flux",
+    "flux_to_mag",
+    "MoffatPSF",
+    "DEFAULT_PSFS",
+    "get_psf",
+    "ObservingConditions",
+    "DEFAULT_CONDITIONS",
+    "PopulationParameters",
+    "DEFAULT_PARAMETERS",
+    "LEGUS_DISTANCES",
+    "draw_population",
+    "pc_per_pixel",
+    "ssp_colours",
+    "HUMAN_AGREEMENT",
+    "expert_confusion_matrix",
+    "inter_expert_agreement",
+    "apply_label_noise",
+    "TrainingSet",
+    "make_training_set",
+    "HELD_OUT_GALAXY",
+    "simulate_field",
+    "inject",
 ]

@@ -78,7 +78,9 @@ def moffat_ft_table(x, idx):
         lo = row[i0]
         hi = row[i0 + 1]
     else:  # idx per component: (M,) -> broadcast over the frequency axes
-        flat = i0 + (np.asarray(idx) * tab.shape[1]).reshape((-1,) + (1,) * (i0.ndim - 1))
+        flat = i0 + (np.asarray(idx) * tab.shape[1]).reshape(
+            (-1,) + (1,) * (i0.ndim - 1)
+        )
         lo = tab.ravel()[flat]
         hi = tab.ravel()[flat + 1]
     return lo + frac * (hi - lo)
@@ -125,5 +127,6 @@ def frequency_grid(pad):
 
 def pixel_response(ky, kx):
     """Transform of a unit top-hat pixel: sinc(kx/2) sinc(ky/2)."""
-    return (np.sinc(ky[:, None] / (2 * np.pi)) * np.sinc(kx[None, :] / (2 * np.pi))
-            ).astype(np.float32)
+    return (
+        np.sinc(ky[:, None] / (2 * np.pi)) * np.sinc(kx[None, :] / (2 * np.pi))
+    ).astype(np.float32)

@@ -59,12 +59,21 @@ class Components:
         keep = mask[self.obj]
         akeep = mask[self.art_obj]
         return Components(
-            obj=new_index[self.obj[keep]], kind=self.kind[keep], dx=self.dx[keep],
-            dy=self.dy[keep], size=self.size[keep], q=self.q[keep],
-            theta=self.theta[keep], beta_idx=self.beta_idx[keep], flux=self.flux[keep],
-            art_obj=new_index[self.art_obj[akeep]], art_band=self.art_band[akeep],
-            art_dx=self.art_dx[akeep], art_dy=self.art_dy[akeep],
-            art_flux=self.art_flux[akeep])
+            obj=new_index[self.obj[keep]],
+            kind=self.kind[keep],
+            dx=self.dx[keep],
+            dy=self.dy[keep],
+            size=self.size[keep],
+            q=self.q[keep],
+            theta=self.theta[keep],
+            beta_idx=self.beta_idx[keep],
+            flux=self.flux[keep],
+            art_obj=new_index[self.art_obj[akeep]],
+            art_band=self.art_band[akeep],
+            art_dx=self.art_dx[akeep],
+            art_dy=self.art_dy[akeep],
+            art_flux=self.art_flux[akeep],
+        )
 
 
 def component_ft(comp, sel, ky, kx):
@@ -174,6 +183,9 @@ class StampRenderer:
             ax = h + comp.art_dx
             ay = h + comp.art_dy
             ok = (ax >= 0) & (ax < self.size) & (ay >= 0) & (ay < self.size)
-            np.add.at(out, (comp.art_obj[ok], comp.art_band[ok], ay[ok], ax[ok]),
-                      comp.art_flux[ok].astype(np.float32))
+            np.add.at(
+                out,
+                (comp.art_obj[ok], comp.art_band[ok], ay[ok], ax[ok]),
+                comp.art_flux[ok].astype(np.float32),
+            )
         return out

@@ -33,9 +33,19 @@ from .photometry import flux_to_mag
 from .populations import DEFAULT_PARAMETERS, LEGUS_DISTANCES
 from .psf import get_psf
 
-__all__ = ["legus_data_dir", "quick_measure", "measure_stamps", "legus_selection",
-           "summarize", "legus_summary", "simulated_summary", "compare", "format_table",
-           "TOLERANCES", "main"]
+__all__ = [
+    "legus_data_dir",
+    "quick_measure",
+    "measure_stamps",
+    "legus_selection",
+    "summarize",
+    "legus_summary",
+    "simulated_summary",
+    "compare",
+    "format_table",
+    "TOLERANCES",
+    "main",
+]
 
 #: Tolerances the calibration is held to (test_calibration).
 TOLERANCES = {"ci_median": 0.1, "colour_median": 0.25}
@@ -50,8 +60,10 @@ def legus_data_dir():
     import astro_clustercls
 
     pkg = Path(astro_clustercls.__file__).resolve()
-    for cand in (pkg.parents[2] / "shared" / "data" / "legus",
-                 pkg.parents[1] / ".." / "shared" / "data" / "legus"):
+    for cand in (
+        pkg.parents[2] / "shared" / "data" / "legus",
+        pkg.parents[1] / ".." / "shared" / "data" / "legus",
+    ):
         if (cand / "MANIFEST.tsv").is_file():
             return cand
     return None
@@ -94,8 +106,14 @@ def _read_legus_for_calibration(directory=None):
     mag = np.where(outside | undet, np.nan, raw)
     cls = a[:, 11]
     cls = np.where(np.isin(cls, [1, 2, 3, 4]), cls, 0).astype(int)
-    return {"field": field, "mag": mag, "err": np.where(outside | undet, np.nan, a[:, 5:10]),
-            "outside": outside, "ci": a[:, 10], "cls": cls}
+    return {
+        "field": field,
+        "mag": mag,
+        "err": np.where(outside | undet, np.nan, a[:, 5:10]),
+        "outside": outside,
+        "ci": a[:, 10],
+        "cls": cls,
+    }
 
 
 def _ap_weights(size, radius, center):
@@ -126,10 +144,17 @@ def _aperture_corrections(bands, radius=APERTURE):
         bi = _fourier.nu_index(1.5)
         beta = _fourier.beta_of_index(bi)
         a = 1.2 / np.sqrt(2.0 ** (1.0 / (beta - 1.0)) - 1.0)
-        comp = Components(obj=np.array([0]), kind=np.array([KIND_MOFFAT]),
-                          dx=np.zeros(1), dy=np.zeros(1), size=np.array([a]),
-                          q=np.ones(1), theta=np.zeros(1), beta_idx=np.array([bi]),
-                          flux=np.ones((1, len(bands))))
+        comp = Components(
+            obj=np.array([0]),
+            kind=np.array([KIND_MOFFAT]),
+            dx=np.zeros(1),
+            dy=np.zeros(1),
+            size=np.array([a]),
+            q=np.ones(1),
+            theta=np.zeros(1),
+            beta_idx=np.array([bi]),
+            flux=np.ones((1, len(bands))),
+        )
         r = StampRenderer([get_psf(b) for b in bands], 63, pad=512)
         img = r.render(comp, 1)[0]
         w = _ap_weights(63, radius, (31, 31))
@@ -172,8 +197,11 @@ def _finish(f1, f3, f4, sig4, bands):
         err = np.where(f4 > 0, err, np.nan)
     v = bands.index("F555W") if "F555W" in bands else len(bands) // 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        ci = np.where((f1[:, v] > 0) & (f3[:, v] > 0),
-                      -2.5 * np.log10(f1[:, v] / f3[:, v]), np.nan)
+        ci = np.where(
+            (f1[:, v] > 0) & (f3[:, v] > 0),
+            -2.5 * np.log10(f1[:, v] / f3[:, v]),
+            np.nan,
+        )
     return {"ci": ci, "mag": mag, "err": err, "bands": tuple(bands)}
 
 
@@ -197,8 +225,12 @@ def measure_stamps(data, bands, *, variance=None, ncol=None):
     -------
     dict with ``ci`` (N,), ``mag`` (N, B), ``err`` (N, B), ``bands``.
     """
-    from photutils.aperture import (ApertureStats, CircularAnnulus, CircularAperture,
-                                    aperture_photometry)
+    from photutils.aperture import (
+        ApertureStats,
+        CircularAnnulus,
+        CircularAperture,
+        aperture_photometry,
+    )
 
     n, nb, s, _ = data.shape
     ncol = ncol or int(np.ceil(np.sqrt(n)))
@@ -212,8 +244,11 @@ def measure_stamps(data, bands, *, variance=None, ncol=None):
         mosaic.reshape(nrow, s, ncol, s)[...] = 0
         tiles = np.zeros((nrow * ncol, s, s))
         tiles[:n] = data[:, j]
-        mosaic = tiles.reshape(nrow, ncol, s, s).transpose(0, 2, 1, 3).reshape(nrow * s,
-                                                                             ncol * s)
+        mosaic = (
+            tiles.reshape(nrow, ncol, s, s)
+            .transpose(0, 2, 1, 3)
+            .reshape(nrow * s, ncol * s)
+        )
         mask = ~np.isfinite(mosaic)
         ann = CircularAnnulus(pos, *ANNULUS)
         st = ApertureStats(mosaic, ann, mask=mask, sum_method="center")
@@ -224,16 +259,28 @@ def measure_stamps(data, bands, *, variance=None, ncol=None):
             tab = aperture_photometry(clean, ap, method="exact")
             f[r][:, j] = np.asarray(tab["aperture_sum"], float) - sky * ap.area
         # objects with NaN inside the 4 px aperture are not measurable
-        bad = aperture_photometry(mask.astype(float), CircularAperture(pos, APERTURE),
-                                  method="center")["aperture_sum"] > 0
+        bad = (
+            aperture_photometry(
+                mask.astype(float), CircularAperture(pos, APERTURE), method="center"
+            )["aperture_sum"]
+            > 0
+        )
         f[APERTURE][np.asarray(bad), j] = np.nan
         if variance is not None:
             vt = np.zeros((nrow * ncol, s, s))
             vt[:n] = np.nan_to_num(variance[:, j])
-            vm = vt.reshape(nrow, ncol, s, s).transpose(0, 2, 1, 3).reshape(nrow * s,
-                                                                           ncol * s)
-            sig4[:, j] = np.sqrt(np.asarray(aperture_photometry(
-                vm, CircularAperture(pos, APERTURE), method="exact")["aperture_sum"]))
+            vm = (
+                vt.reshape(nrow, ncol, s, s)
+                .transpose(0, 2, 1, 3)
+                .reshape(nrow * s, ncol * s)
+            )
+            sig4[:, j] = np.sqrt(
+                np.asarray(
+                    aperture_photometry(
+                        vm, CircularAperture(pos, APERTURE), method="exact"
+                    )["aperture_sum"]
+                )
+            )
         else:
             std = np.nan_to_num(np.asarray(st.std, float))
             area = np.pi * APERTURE**2
@@ -247,8 +294,18 @@ def measure_stamps(data, bands, *, variance=None, ncol=None):
 COMPLETENESS = (-6.7, 0.35)
 
 
-def legus_selection(meas, distance, bands, *, ci_cut=1.3, mv_limit=-6.0, min_bands=4,
-                    max_err=0.3, completeness=COMPLETENESS, rng=0):
+def legus_selection(
+    meas,
+    distance,
+    bands,
+    *,
+    ci_cut=1.3,
+    mv_limit=-6.0,
+    min_bands=4,
+    max_err=0.3,
+    completeness=COMPLETENESS,
+    rng=0,
+):
     """
     LEGUS's candidate selection applied to measured objects (boolean mask).
 
@@ -264,8 +321,12 @@ def legus_selection(meas, distance, bands, *, ci_cut=1.3, mv_limit=-6.0, min_ban
     det = np.nan_to_num(meas["err"], nan=9.0) <= max_err
     mv = np.nan_to_num(meas["mag"][:, v], nan=99.0) - dm
     with np.errstate(invalid="ignore"):
-        keep = ((np.nan_to_num(meas["ci"], nan=-9) >= ci_cut) & (mv <= mv_limit)
-                & det[:, v] & (det.sum(axis=1) >= min_bands))
+        keep = (
+            (np.nan_to_num(meas["ci"], nan=-9) >= ci_cut)
+            & (mv <= mv_limit)
+            & det[:, v]
+            & (det.sum(axis=1) >= min_bands)
+        )
     if completeness is not None:
         m0, w = completeness
         prob = 1.0 / (1.0 + np.exp(np.clip((mv - m0) / w, -50, 50)))
@@ -278,14 +339,21 @@ def summarize(ci, mag, det=None):
 
     ``mag`` columns are F275W, F336W, B, V, F814W.
     """
-    q = {"CI": ci, "U-V": mag[:, 1] - mag[:, 3], "V-I": mag[:, 3] - mag[:, 4],
-         "V": mag[:, 3]}
+    q = {
+        "CI": ci,
+        "U-V": mag[:, 1] - mag[:, 3],
+        "V-I": mag[:, 3] - mag[:, 4],
+        "V": mag[:, 3],
+    }
     out = {}
     for k, x in q.items():
         x = np.asarray(x, float)
         x = x[np.isfinite(x)]
-        out[k] = (tuple(np.percentile(x, [50, 16, 84])) if x.size else
-                  (np.nan, np.nan, np.nan))
+        out[k] = (
+            tuple(np.percentile(x, [50, 16, 84]))
+            if x.size
+            else (np.nan, np.nan, np.nan)
+        )
     out["n"] = int(np.isfinite(np.asarray(ci, float)).sum())
     if det is not None:
         out["det"] = tuple(np.nanmean(det, axis=0))
@@ -305,19 +373,32 @@ def legus_summary(cat=None):
 
 
 def _field_table(cat):
-    """Per LEGUS field: distance, CI cut (lowest CI of classified objects), class counts."""
+    """Per LEGUS field: distance, CI cut (lowest classified CI), class counts."""
     fields = {}
     for f in np.unique(cat["field"]):
         s = (cat["field"] == f) & (cat["cls"] > 0)
         if not s.any() or f not in LEGUS_DISTANCES:
             continue
         counts = np.array([(cat["cls"][s] == c).sum() for c in (1, 2, 3, 4)])
-        fields[f] = (LEGUS_DISTANCES[f], np.floor(cat["ci"][s].min() * 100) / 100, counts)
+        fields[f] = (
+            LEGUS_DISTANCES[f],
+            np.floor(cat["ci"][s].min() * 100) / 100,
+            counts,
+        )
     return fields
 
 
-def simulated_summary(n_per_class=1500, seed=0, *, params=None, cat=None,
-                      conditions=None, use_photutils=True, size=31, return_raw=False):
+def simulated_summary(
+    n_per_class=1500,
+    seed=0,
+    *,
+    params=None,
+    cat=None,
+    conditions=None,
+    use_photutils=True,
+    size=31,
+    return_raw=False,
+):
     """
     Simulate LEGUS-like candidates per class, measure, select and summarise.
 
@@ -341,11 +422,26 @@ def simulated_summary(n_per_class=1500, seed=0, *, params=None, cat=None,
         dist = np.array([fields[names[i]][0] for i in pick])
         cut = np.array([fields[names[i]][1] for i in pick])
         img, var, tab = _make_stamps(
-            m, size, rng, bands=bands, distance=dist, classes=np.full(m, c), params=p,
-            conditions=conditions, psf_scale=1.0, psf_jitter=0.0, background_mu=21.5,
-            background_age=(7.5, 9.5), crowding=0.8, position_jitter=0.25)
-        meas = (measure_stamps(img, bands, variance=var) if use_photutils
-                else quick_measure(img, var, bands))
+            m,
+            size,
+            rng,
+            bands=bands,
+            distance=dist,
+            classes=np.full(m, c),
+            params=p,
+            conditions=conditions,
+            psf_scale=1.0,
+            psf_jitter=0.0,
+            background_mu=21.5,
+            background_age=(7.5, 9.5),
+            crowding=0.8,
+            position_jitter=0.25,
+        )
+        meas = (
+            measure_stamps(img, bands, variance=var)
+            if use_photutils
+            else quick_measure(img, var, bands)
+        )
         sel = legus_selection(meas, dist, bands, ci_cut=cut, rng=rng)
         det = (np.nan_to_num(meas["err"][sel], nan=9) <= 0.3).astype(float)
         out[c] = summarize(meas["ci"][sel], meas["mag"][sel], det)
@@ -365,25 +461,45 @@ def _fmt(t):
 
 def format_table(sim, legus):
     """An RST grid table: per class, simulator vs LEGUS, median [16 %, 84 %]."""
-    head = ["Class", "Quantity", "Simulator median [16%, 84%]", "LEGUS median [16%, 84%]",
-            "Diff."]
+    head = [
+        "Class",
+        "Quantity",
+        "Simulator median [16%, 84%]",
+        "LEGUS median [16%, 84%]",
+        "Diff.",
+    ]
     rows = []
     for c in (1, 2, 3, 4):
         for k in _QUANTITIES:
-            rows.append([str(c), k, _fmt(sim[c][k]), _fmt(legus[c][k]),
-                         f"{sim[c][k][0] - legus[c][k][0]:+.2f}"])
+            rows.append(
+                [
+                    str(c),
+                    k,
+                    _fmt(sim[c][k]),
+                    _fmt(legus[c][k]),
+                    f"{sim[c][k][0] - legus[c][k][0]:+.2f}",
+                ]
+            )
         det_s = " ".join(f"{x:.2f}" for x in sim[c].get("det", ()))
         det_l = " ".join(f"{x:.2f}" for x in legus[c].get("det", ()))
         rows.append([str(c), "det. frac. (5 bands)", det_s, det_l, ""])
-        rows.append([str(c), "N selected", f"{sim[c]['n']} "
-                     f"({100 * sim[c].get('selected_fraction', 1):.0f}% of drawn)",
-                     str(legus[c]["n"]), ""])
+        rows.append(
+            [
+                str(c),
+                "N selected",
+                f"{sim[c]['n']} "
+                f"({100 * sim[c].get('selected_fraction', 1):.0f}% of drawn)",
+                str(legus[c]["n"]),
+                "",
+            ]
+        )
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
     hline = line.replace("-", "=")
 
     def fmt_row(r):
-        return "| " + " | ".join(x.ljust(w) for x, w in zip(r, widths)) + " |"
+        cells = (x.ljust(w) for x, w in zip(r, widths, strict=True))
+        return "| " + " | ".join(cells) + " |"
 
     out = [line, fmt_row(head), hline]
     for r in rows:
@@ -395,7 +511,8 @@ def main(argv=None):
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(
         prog="python -m astro_clustercls.simulation.calibration",
-        description="Compare simulated candidates with the LEGUS catalogs, per class.")
+        description="Compare simulated candidates with the LEGUS catalogs, per class.",
+    )
     parser.add_argument("--n", type=int, default=4000, help="objects drawn per class")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the RST table to this file")
@@ -406,9 +523,11 @@ def main(argv=None):
     from . import SIMULATOR_VERSION
 
     table = format_table(sim, legus)
-    text = (f".. Generated by `python -m astro_clustercls.simulation.calibration "
-            f"--n {args.n} --seed {args.seed}` (simulator {SIMULATOR_VERSION}).\n\n"
-            f"{table}\n")
+    text = (
+        f".. Generated by `python -m astro_clustercls.simulation.calibration "
+        f"--n {args.n} --seed {args.seed}` (simulator {SIMULATOR_VERSION}).\n\n"
+        f"{table}\n"
+    )
     print(text)
     if args.out:
         Path(args.out).write_text(text)

@@ -20,7 +20,11 @@ from ..images import BandImages
 from ..utils._meta import get_meta
 from ..utils._parameters import as_pair, validate_positive_int
 from ._render import StampRenderer
-from .observing import DEFAULT_CONDITIONS, ObservingConditions, surface_brightness_to_rate
+from .observing import (
+    DEFAULT_CONDITIONS,
+    ObservingConditions,
+    surface_brightness_to_rate,
+)
 from .photometry import mag_to_flux
 from .populations import DEFAULT_PARAMETERS, draw_population, ssp_colours
 from .psf import get_psf
@@ -75,12 +79,22 @@ def paint_objects(shape, bands, comp, x, y, *, psfs=None, stamp=_STAMP):
         hi = min(n, lo + 256)
         sel = (comp.obj >= lo) & (comp.obj < hi)
         asel = (comp.art_obj >= lo) & (comp.art_obj < hi)
-        sub = type(comp)(obj=comp.obj[sel] - lo, kind=comp.kind[sel], dx=comp.dx[sel],
-                         dy=comp.dy[sel], size=comp.size[sel], q=comp.q[sel],
-                         theta=comp.theta[sel], beta_idx=comp.beta_idx[sel],
-                         flux=comp.flux[sel], art_obj=comp.art_obj[asel] - lo,
-                         art_band=comp.art_band[asel], art_dx=comp.art_dx[asel],
-                         art_dy=comp.art_dy[asel], art_flux=comp.art_flux[asel])
+        sub = type(comp)(
+            obj=comp.obj[sel] - lo,
+            kind=comp.kind[sel],
+            dx=comp.dx[sel],
+            dy=comp.dy[sel],
+            size=comp.size[sel],
+            q=comp.q[sel],
+            theta=comp.theta[sel],
+            beta_idx=comp.beta_idx[sel],
+            flux=comp.flux[sel],
+            art_obj=comp.art_obj[asel] - lo,
+            art_band=comp.art_band[asel],
+            art_dx=comp.art_dx[asel],
+            art_dy=comp.art_dy[asel],
+            art_flux=comp.art_flux[asel],
+        )
         stamps = renderer.render(sub, hi - lo)
         for k in range(hi - lo):
             x0, y0 = ix[lo + k] - h, iy[lo + k] - h
@@ -88,7 +102,7 @@ def paint_objects(shape, bands, comp, x, y, *, psfs=None, stamp=_STAMP):
             xb, yb = min(x0 + stamp, nx), min(y0 + stamp, ny)
             if xa >= xb or ya >= yb:
                 continue
-            out[:, ya:yb, xa:xb] += stamps[k][:, ya - y0:yb - y0, xa - x0:xb - x0]
+            out[:, ya:yb, xa:xb] += stamps[k][:, ya - y0 : yb - y0, xa - x0 : xb - x0]
     return out
 
 
@@ -114,12 +128,14 @@ def _galaxy_light(shape, bands, rng, *, kind, mu0):
         arms = np.zeros(shape)
     elif kind == "gradient":
         g = rng.normal(0, 1, 2)
-        disk = np.clip(1 + 0.5 * (g[0] * (xx / nx - 0.5) + g[1] * (yy / ny - 0.5)), 0.1,
-                       None)
+        disk = np.clip(
+            1 + 0.5 * (g[0] * (xx / nx - 0.5) + g[1] * (yy / ny - 0.5)), 0.1, None
+        )
         arms = np.zeros(shape)
     else:
-        raise ValueError(f"'background' must be 'spiral', 'disk', 'gradient' or 'none', "
-                         f"got {kind!r}")
+        raise ValueError(
+            f"'background' must be 'spiral', 'disk', 'gradient' or 'none', got {kind!r}"
+        )
     disk = disk / disk.max()
     level = float(surface_brightness_to_rate(mu0, "F555W"))
     old = ssp_colours(9.6, bands, ebv=0.1)
@@ -128,8 +144,9 @@ def _galaxy_light(shape, bands, rng, *, kind, mu0):
     zpv = float(mag_to_flux(0.0, "F555W"))
     c_old = (zp / zpv) * 10 ** (-0.4 * old)
     c_young = (zp / zpv) * 10 ** (-0.4 * young)
-    light = level * (disk[None] * c_old[:, None, None] + 0.8 * arms[None] *
-                     c_young[:, None, None])
+    light = level * (
+        disk[None] * c_old[:, None, None] + 0.8 * arms[None] * c_young[:, None, None]
+    )
     density = 0.25 * disk / disk.max() + (arms / arms.max() if arms.max() > 0 else 0)
     return light, density
 
@@ -144,11 +161,25 @@ def _chip_gap(shape, rng, width):
     return (dist > -width / 2) & (dist < width / 2), (y0, slope)
 
 
-def simulate_field(seed=None, *, distance=10.0, n_objects=200, shape=(512, 512),
-                   bands=DEFAULT_BANDS, classes=None, class_balance="legus",
-                   params=None, conditions=None, background="spiral",
-                   background_mu=20.5, chip_gap=True, psf_jitter=0.03, ra=150.0,
-                   dec=2.0, border=8):
+def simulate_field(
+    seed=None,
+    *,
+    distance=10.0,
+    n_objects=200,
+    shape=(512, 512),
+    bands=DEFAULT_BANDS,
+    classes=None,
+    class_balance="legus",
+    params=None,
+    conditions=None,
+    background="spiral",
+    background_mu=20.5,
+    chip_gap=True,
+    psf_jitter=0.03,
+    ra=150.0,
+    dec=2.0,
+    border=8,
+):
     """
     Simulate a multi-band HST field with star-cluster candidates of known class.
 
@@ -218,15 +249,22 @@ def simulate_field(seed=None, *, distance=10.0, n_objects=200, shape=(512, 512),
         fr = tuple(float(f) for f in class_balance)
     p = p.copy(class_fractions=fr)
     ny, nx = shape
-    light, density = _galaxy_light(shape, bands, rng, kind=background, mu0=background_mu)
+    light, density = _galaxy_light(
+        shape, bands, rng, kind=background, mu0=background_mu
+    )
     gap = np.zeros(shape, bool)
     gap_line = None
     if chip_gap:
-        width = (min(30.0, max(6.0, 0.05 * ny)) if chip_gap is True else float(chip_gap))
+        width = min(30.0, max(6.0, 0.05 * ny)) if chip_gap is True else float(chip_gap)
         gap, gap_line = _chip_gap(shape, rng, width)
-    tab, comp = draw_population(n_objects, rng=rng, bands=bands, distance=distance,
-                                classes=[1, 2, 3, 4] if classes is None else classes,
-                                params=p)
+    tab, comp = draw_population(
+        n_objects,
+        rng=rng,
+        bands=bands,
+        distance=distance,
+        classes=[1, 2, 3, 4] if classes is None else classes,
+        params=p,
+    )
     # positions: clusters follow the arms, class 4 mostly uniform; none in the gap
     is_cl = np.isin(tab["cluster_class"], [1, 2, 3])
     x = np.empty(n_objects)
@@ -247,7 +285,10 @@ def simulate_field(seed=None, *, distance=10.0, n_objects=200, shape=(512, 512),
                 if not border <= yi <= ny - 1 - border:
                     continue
                 break
-            if not is_cl[i] or rng.random() < density[int(round(yi)), int(round(xi))] / dmax:
+            if (
+                not is_cl[i]
+                or rng.random() < density[int(round(yi)), int(round(xi))] / dmax
+            ):
                 break
         x[i], y[i] = xi, yi
     psf_scale = 1.0 + psf_jitter * rng.standard_normal() if psf_jitter else 1.0
@@ -262,8 +303,15 @@ def simulate_field(seed=None, *, distance=10.0, n_objects=200, shape=(512, 512),
         images[b] = img
     bimg = BandImages(images, wcs=wcs, unit=u.electron / u.s)
     for b in bands:
-        bimg[b].meta.update({"FILTER": b, "EXPTIME": conditions.t(b), "BUNIT": "ELECTRONS/S",
-                             "SIMVERS": _version(), "PSFSCALE": psf_scale})
+        bimg[b].meta.update(
+            {
+                "FILTER": b,
+                "EXPTIME": conditions.t(b),
+                "BUNIT": "ELECTRONS/S",
+                "SIMVERS": _version(),
+                "PSFSCALE": psf_scale,
+            }
+        )
     truth = QTable()
     truth["id"] = np.arange(1, n_objects + 1)
     truth["x_centroid"] = x
@@ -277,8 +325,14 @@ def simulate_field(seed=None, *, distance=10.0, n_objects=200, shape=(512, 512),
     truth["mass"].unit = u.Msun
     for b in bands:
         truth[f"flux_{b}"].unit = u.electron / u.s
-    truth.meta.update(get_meta(simulator_version=_version(), psf_scale=psf_scale,
-                               background=background, distance=distance))
+    truth.meta.update(
+        get_meta(
+            simulator_version=_version(),
+            psf_scale=psf_scale,
+            background=background,
+            distance=distance,
+        )
+    )
     return bimg, truth
 
 

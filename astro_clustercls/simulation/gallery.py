@@ -27,7 +27,7 @@ def _rgb(cut, bands):
     stack = np.stack([r, g, b], -1)
     stack = np.nan_to_num(stack, nan=0.0)
     c = cut.shape[-1] // 2
-    peak = np.nanmax(stack[c - 3:c + 4, c - 3:c + 4]) or 1.0
+    peak = np.nanmax(stack[c - 3 : c + 4, c - 3 : c + 4]) or 1.0
     return np.clip(np.arcsinh(stack / (0.05 * peak)) / np.arcsinh(1 / 0.05), 0, 1)
 
 
@@ -45,45 +45,71 @@ def make_gallery(out_dir, *, n=12, size=31, seed=5, distance=(4.0, 12.0)):
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for c in (1, 2, 3, 4):
-        ts = make_training_set(n, size, seed=seed + c, classes=[c], select=True,
-                               distance=distance)
+        ts = make_training_set(
+            n, size, seed=seed + c, classes=[c], select=True, distance=distance
+        )
         fig, axes = plt.subplots(4, n // 2, figsize=(1.5 * (n // 2), 6.3))
         for k in range(n):
             row, col = 2 * (k // (n // 2)), k % (n // 2)
             cut = ts.data[k]
             axes[row, col].imshow(_rgb(cut, ts.bands), origin="lower")
             v = np.nan_to_num(cut[ts.bands.index("F555W")], nan=0.0)
-            vc = v[size // 2 - 3:size // 2 + 4, size // 2 - 3:size // 2 + 4].max() or 1
-            axes[row + 1, col].imshow(np.arcsinh(v / (0.05 * vc)), origin="lower",
-                                      cmap="gray", vmin=0, vmax=np.arcsinh(20))
+            vc = (
+                v[size // 2 - 3 : size // 2 + 4, size // 2 - 3 : size // 2 + 4].max()
+                or 1
+            )
+            axes[row + 1, col].imshow(
+                np.arcsinh(v / (0.05 * vc)),
+                origin="lower",
+                cmap="gray",
+                vmin=0,
+                vmax=np.arcsinh(20),
+            )
             t = ts.table[k]
-            axes[row, col].set_title(f"{t['subtype']}\n{t['distance']:.0f} Mpc",
-                                     fontsize=7)
+            axes[row, col].set_title(
+                f"{t['subtype']}\n{t['distance']:.0f} Mpc", fontsize=7
+            )
         for ax in axes.ravel():
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.suptitle(f"Simulated class {c}: {CLASS_NAMES[c - 1]} "
-                     f"({size}x{size} px; RGB = F814W/F555W/F336W+F438W, then F555W)",
-                     fontsize=9)
+        fig.suptitle(
+            f"Simulated class {c}: {CLASS_NAMES[c - 1]} "
+            f"({size}x{size} px; RGB = F814W/F555W/F336W+F438W, then F555W)",
+            fontsize=9,
+        )
         fig.tight_layout()
         path = out_dir / f"class{c}.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
         paths.append(path)
-    images, truth = simulate_field(seed=seed, n_objects=120, shape=(400, 400),
-                                   distance=8.0)
+    images, truth = simulate_field(
+        seed=seed, n_objects=120, shape=(400, 400), distance=8.0
+    )
     v = images["F555W"].data
     fig, ax = plt.subplots(figsize=(6, 6))
-    ax.imshow(np.arcsinh(v / 0.02), origin="lower", cmap="gray_r",
-              vmin=0, vmax=np.nanpercentile(np.arcsinh(v / 0.02), 99.7))
+    ax.imshow(
+        np.arcsinh(v / 0.02),
+        origin="lower",
+        cmap="gray_r",
+        vmin=0,
+        vmax=np.nanpercentile(np.arcsinh(v / 0.02), 99.7),
+    )
     colours = {1: "tab:blue", 2: "tab:green", 3: "tab:orange", 4: "tab:red"}
     for c, col in colours.items():
         s = truth["cluster_class"] == c
-        ax.scatter(truth["x_centroid"][s], truth["y_centroid"][s], s=60,
-                   facecolors="none", edgecolors=col, label=f"class {c}", lw=0.8)
+        ax.scatter(
+            truth["x_centroid"][s],
+            truth["y_centroid"][s],
+            s=60,
+            facecolors="none",
+            edgecolors=col,
+            label=f"class {c}",
+            lw=0.8,
+        )
     ax.legend(fontsize=7, loc="upper right")
-    ax.set_title("Simulated F555W field, 8 Mpc, 400x400 px (16\"), chip gap in NaN",
-                 fontsize=9)
+    ax.set_title(
+        'Simulated F555W field, 8 Mpc, 400x400 px (16"), chip gap in NaN', fontsize=9
+    )
     fig.tight_layout()
     path = out_dir / "field.png"
     fig.savefig(path, dpi=90)
@@ -94,7 +120,9 @@ def make_gallery(out_dir, *, n=12, size=31, seed=5, distance=(4.0, 12.0)):
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m astro_clustercls.simulation.gallery")
+    parser = argparse.ArgumentParser(
+        prog="python -m astro_clustercls.simulation.gallery"
+    )
     parser.add_argument("--out", default="docs/_static/simulation")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args(argv)

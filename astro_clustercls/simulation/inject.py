@@ -28,9 +28,21 @@ from .psf import get_psf
 __all__ = ["inject"]
 
 
-def inject(images, n=50, classes=None, seed=None, *, distance=10.0, positions=None,
-           params=None, psfs=None, conditions=None, add_noise=True, border=16,
-           min_separation=6.0):
+def inject(
+    images,
+    n=50,
+    classes=None,
+    seed=None,
+    *,
+    distance=10.0,
+    positions=None,
+    params=None,
+    psfs=None,
+    conditions=None,
+    add_noise=True,
+    border=16,
+    min_separation=6.0,
+):
     """
     Add ``n`` simulated objects to ``images``; return new images and the truth.
 
@@ -84,8 +96,10 @@ def inject(images, n=50, classes=None, seed=None, *, distance=10.0, positions=No
     if unit is None or unit == u.dimensionless_unscaled:
         warnings.warn("images have no unit: assuming electron/s", ClusterClsWarning)
     elif unit != u.electron / u.s:
-        raise ValueError(f"'images' must be in electron/s to inject objects with the "
-                         f"right fluxes, got {unit}")
+        raise ValueError(
+            f"'images' must be in electron/s to inject objects with the "
+            f"right fluxes, got {unit}"
+        )
     bands = images.bands
     ny, nx = images.shape
     conditions = conditions or DEFAULT_CONDITIONS
@@ -106,13 +120,15 @@ def inject(images, n=50, classes=None, seed=None, *, distance=10.0, positions=No
                 continue
             xy.append((x, y))
         if len(xy) < n:
-            raise ValueError(f"could not place {n} objects {min_separation} px apart on "
-                             f"finite pixels; got {len(xy)}")
+            raise ValueError(
+                f"could not place {n} objects {min_separation} px apart on "
+                f"finite pixels; got {len(xy)}"
+            )
         xy = np.array(xy)
     else:
         xy = np.asarray(positions, float).reshape(-1, 2)
         n = xy.shape[0]
-    p = (params or DEFAULT_PARAMETERS)
+    p = params or DEFAULT_PARAMETERS
     if classes is not None:
         cl = [int(c) for c in np.atleast_1d(classes)]
     else:
@@ -121,8 +137,9 @@ def inject(images, n=50, classes=None, seed=None, *, distance=10.0, positions=No
     sub = dict(p.class4_subtypes)
     sub.pop("edge", None)
     p = p.copy(class4_subtypes=sub)
-    tab, comp = draw_population(n, rng=rng, bands=bands, distance=distance, classes=cl,
-                                params=p)
+    tab, comp = draw_population(
+        n, rng=rng, bands=bands, distance=distance, classes=cl, params=p
+    )
     psf_list = [(psfs or {}).get(b) or get_psf(b) for b in bands]
     model = paint_objects((ny, nx), bands, comp, xy[:, 0], xy[:, 1], psfs=psf_list)
     new = {}
@@ -133,18 +150,30 @@ def inject(images, n=50, classes=None, seed=None, *, distance=10.0, positions=No
             add = rng.poisson(np.clip(add, 0, None) * t) / t + np.minimum(add, 0)
         data = np.asarray(images[b].data, dtype=np.float32) + add.astype(np.float32)
         old = images[b]
-        new[b] = CCDData(data, unit=old.unit, wcs=old.wcs, mask=old.mask,
-                         uncertainty=old.uncertainty, meta=dict(old.meta))
+        new[b] = CCDData(
+            data,
+            unit=old.unit,
+            wcs=old.wcs,
+            mask=old.mask,
+            uncertainty=old.uncertainty,
+            meta=dict(old.meta),
+        )
     out = BandImages(new)
-    out._badpix.update({b: images.bad_pixel_source(b) for b in bands
-                        if images.bad_pixel_source(b) is not None})
+    out._badpix.update(
+        {
+            b: images.bad_pixel_source(b)
+            for b in bands
+            if images.bad_pixel_source(b) is not None
+        }
+    )
     truth = QTable()
     truth["id"] = np.arange(1, n + 1)
     truth["x_centroid"] = xy[:, 0]
     truth["y_centroid"] = xy[:, 1]
     if images.wcs is not None:
-        truth["sky_centroid"] = SkyCoord.from_pixel(xy[:, 0], xy[:, 1], images.wcs,
-                                                    origin=0)
+        truth["sky_centroid"] = SkyCoord.from_pixel(
+            xy[:, 0], xy[:, 1], images.wcs, origin=0
+        )
     for k, v in tab.items():
         truth[k] = v
     from . import SIMULATOR_VERSION

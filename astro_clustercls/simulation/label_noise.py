@@ -19,19 +19,25 @@ import itertools
 
 import numpy as np
 
-__all__ = ["HUMAN_AGREEMENT", "expert_confusion_matrix", "inter_expert_agreement",
-           "apply_label_noise"]
+__all__ = [
+    "HUMAN_AGREEMENT",
+    "expert_confusion_matrix",
+    "inter_expert_agreement",
+    "apply_label_noise",
+]
 
 #: Inter-expert agreement per class (mid-points of Wei et al. 2020's ranges).
 HUMAN_AGREEMENT = (0.75, 0.45, 0.45, 0.65)
 
 # where a single expert's mistakes go (rows: true class 1-4), relative weights
-_MISTAKES = np.array([
-    [0.0, 0.60, 0.10, 0.30],
-    [0.45, 0.0, 0.35, 0.20],
-    [0.10, 0.45, 0.0, 0.45],
-    [0.35, 0.20, 0.45, 0.0],
-])
+_MISTAKES = np.array(
+    [
+        [0.0, 0.60, 0.10, 0.30],
+        [0.45, 0.0, 0.35, 0.20],
+        [0.10, 0.45, 0.0, 0.45],
+        [0.35, 0.20, 0.45, 0.0],
+    ]
+)
 
 
 def inter_expert_agreement(matrix):
@@ -40,7 +46,8 @@ def inter_expert_agreement(matrix):
 
     Examples
     --------
-    >>> from astro_clustercls.simulation import expert_confusion_matrix, inter_expert_agreement
+    >>> from astro_clustercls.simulation import (expert_confusion_matrix,
+    ...                                          inter_expert_agreement)
     >>> inter_expert_agreement(expert_confusion_matrix('single_expert')).round(2)
     array([0.75, 0.45, 0.45, 0.65])
     """
@@ -134,10 +141,15 @@ def apply_label_noise(labels, label_noise, *, rng=None):
         matrix = expert_confusion_matrix(label_noise)
     else:
         matrix = np.asarray(label_noise, float)
-        if matrix.shape != (4, 4) or np.any(matrix < 0) or not np.allclose(
-                matrix.sum(1), 1, atol=1e-6):
-            raise ValueError("'label_noise' matrix must be 4x4, non-negative, rows "
-                             "summing to 1 (row = true class)")
+        if (
+            matrix.shape != (4, 4)
+            or np.any(matrix < 0)
+            or not np.allclose(matrix.sum(1), 1, atol=1e-6)
+        ):
+            raise ValueError(
+                "'label_noise' matrix must be 4x4, non-negative, rows "
+                "summing to 1 (row = true class)"
+            )
     if labels.size and (labels.min() < 1 or labels.max() > 4):
         raise ValueError("'labels' must be classes 1-4")
     rng = np.random.default_rng(rng)

@@ -16,11 +16,25 @@ import numpy as np
 __all__ = ["ObservingConditions", "DEFAULT_CONDITIONS", "surface_brightness_to_rate"]
 
 #: LEGUS-like exposure times (s) per band.
-DEFAULT_EXPTIME = {"F275W": 2400.0, "F336W": 1100.0, "F435W": 1200.0,
-                   "F438W": 900.0, "F555W": 1100.0, "F606W": 1000.0, "F814W": 900.0}
+DEFAULT_EXPTIME = {
+    "F275W": 2400.0,
+    "F336W": 1100.0,
+    "F435W": 1200.0,
+    "F438W": 900.0,
+    "F555W": 1100.0,
+    "F606W": 1000.0,
+    "F814W": 900.0,
+}
 #: Sky count rate per 0.04" pixel (electron/s), zodiacal + earthshine, average.
-DEFAULT_SKY = {"F275W": 0.0004, "F336W": 0.0015, "F435W": 0.008, "F438W": 0.006,
-               "F555W": 0.025, "F606W": 0.045, "F814W": 0.03}
+DEFAULT_SKY = {
+    "F275W": 0.0004,
+    "F336W": 0.0015,
+    "F435W": 0.008,
+    "F438W": 0.006,
+    "F555W": 0.025,
+    "F606W": 0.045,
+    "F814W": 0.03,
+}
 
 
 @dataclass(frozen=True)
@@ -66,7 +80,7 @@ class ObservingConditions:
         return self._get(self.exptime, band) * self.depth_scale
 
     def variance(self, band, signal):
-        """Variance per pixel, (electron/s)^2, of a pixel with ``signal`` e/s above sky."""
+        """Variance per pixel, (electron/s)^2, for ``signal`` e/s above the sky."""
         t = self.t(band)
         counts = (np.maximum(signal, 0) + self._get(self.sky, band)) * t
         return (counts + self.n_exp * self.read_noise**2) / t**2
@@ -85,7 +99,7 @@ DEFAULT_CONDITIONS = ObservingConditions()
 
 def surface_brightness_to_rate(mu, band, pixel_scale=0.03962):
     """
-    Count rate per pixel (electron/s) of a surface brightness ``mu`` (Vega mag/arcsec^2).
+    Count rate per pixel (electron/s) of surface brightness ``mu`` (mag/arcsec^2).
 
     Examples
     --------

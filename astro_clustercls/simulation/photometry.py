@@ -13,8 +13,14 @@ and PHANGS-HST); the ACS/WFC values are those of Sirianni et al. 2005 (PASP
 
 import numpy as np
 
-__all__ = ["VEGA_ZEROPOINTS", "EXTINCTION_COEFFICIENTS", "zeropoint", "mag_to_flux",
-           "flux_to_mag", "canonical_band"]
+__all__ = [
+    "VEGA_ZEROPOINTS",
+    "EXTINCTION_COEFFICIENTS",
+    "zeropoint",
+    "mag_to_flux",
+    "flux_to_mag",
+    "canonical_band",
+]
 
 #: Vega zeropoints (mag for 1 electron/s, infinite aperture).
 #: Keys are ``'<instrument>/<filter>'``; bare filter names resolve to WFC3/UVIS
@@ -34,8 +40,13 @@ VEGA_ZEROPOINTS = {
 #: A_band / E(B-V) for a Milky-Way (Cardelli et al. 1989, R_V = 3.1) law at the
 #: filters' pivot wavelengths (approximate, +-0.1).
 EXTINCTION_COEFFICIENTS = {
-    "F275W": 6.0, "F336W": 5.1, "F435W": 4.1, "F438W": 4.1, "F555W": 3.2,
-    "F606W": 2.9, "F814W": 1.85,
+    "F275W": 6.0,
+    "F336W": 5.1,
+    "F435W": 4.1,
+    "F438W": 4.1,
+    "F555W": 3.2,
+    "F606W": 2.9,
+    "F814W": 1.85,
 }
 
 _ACS_ONLY = ("F435W", "F606W")
@@ -59,7 +70,9 @@ def canonical_band(band):
     """
     if not isinstance(band, str):
         raise TypeError(f"'band' must be a string, got {type(band).__name__}")
-    name = band.strip().upper().replace("_", "/").replace("UVIS", "").replace("WFC/", "")
+    name = (
+        band.strip().upper().replace("_", "/").replace("UVIS", "").replace("WFC/", "")
+    )
     name = name.replace("WFC3//", "WFC3/")
     if "/" in name:
         inst, filt = name.split("/", 1)
@@ -69,8 +82,9 @@ def canonical_band(band):
         inst = "ACS" if filt in _ACS_ONLY else "WFC3"
     key = f"{inst}/{filt}"
     if key not in VEGA_ZEROPOINTS:
-        raise ValueError(f"no Vega zeropoint for band {band!r}; known: "
-                         f"{sorted(VEGA_ZEROPOINTS)}")
+        raise ValueError(
+            f"no Vega zeropoint for band {band!r}; known: {sorted(VEGA_ZEROPOINTS)}"
+        )
     return key
 
 
@@ -126,5 +140,8 @@ def flux_to_mag(flux, band):
     """
     flux = np.asarray(flux, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(flux > 0, zeropoint(band) - 2.5 * np.log10(np.where(flux > 0, flux, 1)),
-                        np.nan)
+        return np.where(
+            flux > 0,
+            zeropoint(band) - 2.5 * np.log10(np.where(flux > 0, flux, 1)),
+            np.nan,
+        )

@@ -38,44 +38,85 @@ from . import _fourier
 from ._render import KIND_EXPDISK, KIND_GAUSS, KIND_MOFFAT, KIND_POINT, Components
 from .photometry import EXTINCTION_COEFFICIENTS, canonical_band, mag_to_flux
 
-__all__ = ["PopulationParameters", "DEFAULT_PARAMETERS", "ssp_colours",
-           "ssp_abs_mag_v", "pc_per_pixel", "draw_population", "CLASS4_SUBTYPES",
-           "LEGUS_DISTANCES"]
+__all__ = [
+    "PopulationParameters",
+    "DEFAULT_PARAMETERS",
+    "ssp_colours",
+    "ssp_abs_mag_v",
+    "pc_per_pixel",
+    "draw_population",
+    "CLASS4_SUBTYPES",
+    "LEGUS_DISTANCES",
+]
 
 # log10(age/yr), U-V, B-V, V-I, NUV-U (F275W-F336W), M_V of a 1e4 Msun SSP
-_SSP = np.array([
-    [6.0, -1.45, -0.22, -0.20, -0.55, -9.6],
-    [6.5, -1.40, -0.20, -0.12, -0.55, -9.6],
-    [6.7, -1.30, -0.15, 0.00, -0.50, -9.3],
-    [6.9, -1.15, -0.05, 0.45, -0.45, -9.8],
-    [7.0, -1.05, 0.00, 0.60, -0.40, -10.0],
-    [7.2, -0.90, 0.02, 0.55, -0.35, -9.4],
-    [7.5, -0.65, 0.05, 0.45, -0.25, -8.8],
-    [7.8, -0.40, 0.10, 0.40, -0.10, -8.3],
-    [8.0, -0.25, 0.15, 0.40, 0.05, -8.0],
-    [8.5, 0.10, 0.30, 0.55, 0.45, -7.3],
-    [9.0, 0.40, 0.55, 0.80, 1.00, -6.6],
-    [9.5, 0.60, 0.75, 0.95, 1.40, -5.9],
-    [10.0, 0.85, 0.90, 1.15, 1.85, -5.3],
-    [10.2, 0.95, 0.95, 1.20, 2.00, -5.0],
-])
+_SSP = np.array(
+    [
+        [6.0, -1.45, -0.22, -0.20, -0.55, -9.6],
+        [6.5, -1.40, -0.20, -0.12, -0.55, -9.6],
+        [6.7, -1.30, -0.15, 0.00, -0.50, -9.3],
+        [6.9, -1.15, -0.05, 0.45, -0.45, -9.8],
+        [7.0, -1.05, 0.00, 0.60, -0.40, -10.0],
+        [7.2, -0.90, 0.02, 0.55, -0.35, -9.4],
+        [7.5, -0.65, 0.05, 0.45, -0.25, -8.8],
+        [7.8, -0.40, 0.10, 0.40, -0.10, -8.3],
+        [8.0, -0.25, 0.15, 0.40, 0.05, -8.0],
+        [8.5, 0.10, 0.30, 0.55, 0.45, -7.3],
+        [9.0, 0.40, 0.55, 0.80, 1.00, -6.6],
+        [9.5, 0.60, 0.75, 0.95, 1.40, -5.9],
+        [10.0, 0.85, 0.90, 1.15, 1.85, -5.3],
+        [10.2, 0.95, 0.95, 1.20, 2.00, -5.0],
+    ]
+)
 
 #: Distances (Mpc) of the LEGUS fields (Calzetti et al. 2015, table 1; rounded).
 LEGUS_DISTANCES = {
-    "ic4247": 5.11, "ngc3274": 6.55, "ngc3351": 10.0, "ngc3738": 4.9,
-    "ngc4248": 7.8, "ngc4395-s": 4.3, "ngc4395-n": 4.3, "ngc4449": 4.31,
-    "ngc4485": 7.6, "ngc5238": 4.51, "ngc5474": 6.8, "ngc5477": 6.4,
-    "ngc628-e": 9.9, "ngc7793-w": 3.44, "ugc1249": 6.9, "ugc4305": 3.05,
-    "ugc4459": 3.66, "ugc5139": 3.98, "ugc5340": 12.7, "ugc685": 4.37,
-    "ugc695": 10.9, "ugc7408": 6.7, "ugca281": 5.9, "eso486-g021": 9.5,
-    "ic559": 5.3, "ngc1313-e": 4.39, "ngc1313-w": 4.39, "ngc1566": 18.0,
-    "ngc1705": 5.1, "ngc4242": 5.8, "ngc45": 6.61, "ngc6503": 5.27, "ugc7242": 5.42,
+    "ic4247": 5.11,
+    "ngc3274": 6.55,
+    "ngc3351": 10.0,
+    "ngc3738": 4.9,
+    "ngc4248": 7.8,
+    "ngc4395-s": 4.3,
+    "ngc4395-n": 4.3,
+    "ngc4449": 4.31,
+    "ngc4485": 7.6,
+    "ngc5238": 4.51,
+    "ngc5474": 6.8,
+    "ngc5477": 6.4,
+    "ngc628-e": 9.9,
+    "ngc7793-w": 3.44,
+    "ugc1249": 6.9,
+    "ugc4305": 3.05,
+    "ugc4459": 3.66,
+    "ugc5139": 3.98,
+    "ugc5340": 12.7,
+    "ugc685": 4.37,
+    "ugc695": 10.9,
+    "ugc7408": 6.7,
+    "ugca281": 5.9,
+    "eso486-g021": 9.5,
+    "ic559": 5.3,
+    "ngc1313-e": 4.39,
+    "ngc1313-w": 4.39,
+    "ngc1566": 18.0,
+    "ngc1705": 5.1,
+    "ngc4242": 5.8,
+    "ngc45": 6.61,
+    "ngc6503": 5.27,
+    "ugc7242": 5.42,
 }
 
 #: Subtypes of class 4 and their default fractions.
-CLASS4_SUBTYPES = {"star": 0.24, "pair": 0.24, "triple": 0.08, "galaxy": 0.08,
-                   "cosmic_ray": 0.06, "hot_pixel": 0.04, "noise_peak": 0.12,
-                   "edge": 0.14}
+CLASS4_SUBTYPES = {
+    "star": 0.24,
+    "pair": 0.24,
+    "triple": 0.08,
+    "galaxy": 0.08,
+    "cosmic_ray": 0.06,
+    "hot_pixel": 0.04,
+    "noise_peak": 0.12,
+    "edge": 0.14,
+}
 
 
 def pc_per_pixel(distance, pixel_scale=PIXEL_SCALE):
@@ -150,7 +191,9 @@ def _colours_from(uv, bv, vi, nuvu, bands, ebv):
 def ssp_abs_mag_v(log_age, mass):
     """Absolute V magnitude of an SSP of ``mass`` (Msun) at ``log_age``."""
     la = np.clip(np.asarray(log_age, float), _SSP[0, 0], _SSP[-1, 0])
-    return np.interp(la, _SSP[:, 0], _SSP[:, 5]) - 2.5 * np.log10(np.asarray(mass) / 1e4)
+    return np.interp(la, _SSP[:, 0], _SSP[:, 5]) - 2.5 * np.log10(
+        np.asarray(mass) / 1e4
+    )
 
 
 @dataclass
@@ -169,11 +212,18 @@ class PopulationParameters:
     class_fractions: tuple = (0.15, 0.18, 0.19, 0.48)
     mv_range: tuple = (-5.0, -12.5)
     lf_slope: float = 2.0
-    age: dict = field(default_factory=lambda: {1: (8.2, 0.8), 2: (7.3, 0.7),
-                                               3: (6.75, 0.3), 4: (6.9, 0.5)})
+    age: dict = field(
+        default_factory=lambda: {
+            1: (8.2, 0.8),
+            2: (7.3, 0.7),
+            3: (6.75, 0.3),
+            4: (6.9, 0.5),
+        }
+    )
     ebv: dict = field(default_factory=lambda: {1: 0.2, 2: 0.2, 3: 0.12, 4: 0.12})
-    reff_pc: dict = field(default_factory=lambda: {1: (1.4, 0.25), 2: (1.5, 0.25),
-                                                   3: (1.5, 0.2)})
+    reff_pc: dict = field(
+        default_factory=lambda: {1: (1.4, 0.25), 2: (1.5, 0.25), 3: (1.5, 0.2)}
+    )
     eff_gamma: tuple = (2.6, 3.6)
     assoc_size_pc: tuple = (4.0, 12.0)
     assoc_peaks: tuple = (3, 6)
@@ -221,13 +271,39 @@ class _Builder:
 
     def __init__(self, n_bands):
         self.n_bands = n_bands
-        self.cols = {k: [] for k in ("obj", "kind", "dx", "dy", "size", "q", "theta",
-                                     "beta_idx", "flux", "ref")}
-        self.arts = {k: [] for k in ("art_obj", "art_band", "art_dx", "art_dy",
-                                     "art_flux")}
+        self.cols = {
+            k: []
+            for k in (
+                "obj",
+                "kind",
+                "dx",
+                "dy",
+                "size",
+                "q",
+                "theta",
+                "beta_idx",
+                "flux",
+                "ref",
+            )
+        }
+        self.arts = {
+            k: [] for k in ("art_obj", "art_band", "art_dx", "art_dy", "art_flux")
+        }
 
-    def add(self, obj, kind, dx, dy, flux, *, size=1.0, q=1.0, theta=0.0, beta_idx=0,
-            ref=True):
+    def add(
+        self,
+        obj,
+        kind,
+        dx,
+        dy,
+        flux,
+        *,
+        size=1.0,
+        q=1.0,
+        theta=0.0,
+        beta_idx=0,
+        ref=True,
+    ):
         obj = np.atleast_1d(np.asarray(obj, np.intp))
         n = obj.size
         b = lambda v, dt=float: np.broadcast_to(np.asarray(v, dt), (n,)).copy()  # noqa: E731
@@ -259,12 +335,18 @@ class _Builder:
             if v:
                 cat[k] = np.concatenate(v)
             else:
-                cat[k] = np.zeros((0, self.n_bands) if k == "flux" else 0,
-                                  float if k in ("dx", "dy", "size", "q", "theta", "flux")
-                                  else np.intp)
+                cat[k] = np.zeros(
+                    (0, self.n_bands) if k == "flux" else 0,
+                    float
+                    if k in ("dx", "dy", "size", "q", "theta", "flux")
+                    else np.intp,
+                )
         for k, v in self.arts.items():
-            cat[k] = (np.concatenate(v) if v else
-                      np.zeros(0, float if k == "art_flux" else np.intp))
+            cat[k] = (
+                np.concatenate(v)
+                if v
+                else np.zeros(0, float if k == "art_flux" else np.intp)
+            )
         order = np.argsort(cat["obj"], kind="stable")
         comp = Components(**cat)
         comp = Components.concatenate([comp])
@@ -275,8 +357,10 @@ def _resolve_distance(distance, n, rng):
     """Per-object distances (Mpc) and field names from the ``distance`` argument."""
     if isinstance(distance, str):
         if distance.lower() != "legus":
-            raise ValueError(f"'distance' must be a number, a (min, max) pair, an "
-                             f"array or 'legus', got {distance!r}")
+            raise ValueError(
+                f"'distance' must be a number, a (min, max) pair, an "
+                f"array or 'legus', got {distance!r}"
+            )
         names = np.array(sorted(LEGUS_DISTANCES))
         pick = rng.integers(0, names.size, n)
         return np.array([LEGUS_DISTANCES[k] for k in names])[pick], names[pick]
@@ -289,8 +373,10 @@ def _resolve_distance(distance, n, rng):
     elif arr.shape == (n,):
         d = arr.copy()
     else:
-        raise ValueError(f"'distance' must be a number, a (min, max) pair or one value "
-                         f"per object, got shape {arr.shape}")
+        raise ValueError(
+            f"'distance' must be a number, a (min, max) pair or one value "
+            f"per object, got shape {arr.shape}"
+        )
     if not np.all(d > 0):
         raise ValueError("'distance' must be > 0 Mpc")
     return d, np.full(n, "", dtype="<U1")
@@ -389,8 +475,9 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
         beta = _fourier.beta_of_index(bi)
         # reff is circularised: major-axis half-light radius = reff / sqrt(q)
         a = reff_pix / np.sqrt(q) / np.sqrt(2.0 ** (1.0 / (beta - 1.0)) - 1.0)
-        B.add(idx, KIND_MOFFAT, dx, dy, f, size=a, q=q, theta=theta, beta_idx=bi,
-              ref=ref)
+        B.add(
+            idx, KIND_MOFFAT, dx, dy, f, size=a, q=q, theta=theta, beta_idx=bi, ref=ref
+        )
 
     # --- clusters, classes 1-3
     for c in (1, 2, 3):
@@ -421,7 +508,9 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
         elif c == 2:
             kind = rng.choice(3, k, p=[0.35, 0.40, 0.25])
             subtype[idx] = np.array(["elongated", "offcentre", "irregular"])[kind]
-            q = np.where(kind == 0, rng.uniform(0.35, 0.7, k), rng.uniform(0.55, 0.95, k))
+            q = np.where(
+                kind == 0, rng.uniform(0.35, 0.7, k), rng.uniform(0.55, 0.95, k)
+            )
             qax[idx] = q
             # secondary light: fraction and offset
             fsec = np.where(kind == 0, 0.0, rng.uniform(0.15, 0.4, k))
@@ -430,17 +519,31 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
             if sec.size:
                 rr = rng.uniform(1.2, 2.5, sec.size) * np.maximum(rpix[sec], 0.8)
                 ang = rng.uniform(0, 2 * np.pi, sec.size)
-                eff(idx[sec], 0.5 * rpix[sec], g[sec], 1.0, 0.0,
-                    ftot[sec] * fsec[sec, None], rr * np.cos(ang), rr * np.sin(ang),
-                    ref=False)
+                eff(
+                    idx[sec],
+                    0.5 * rpix[sec],
+                    g[sec],
+                    1.0,
+                    0.0,
+                    ftot[sec] * fsec[sec, None],
+                    rr * np.cos(ang),
+                    rr * np.sin(ang),
+                    ref=False,
+                )
             irr = np.flatnonzero(kind == 2)
             if irr.size:  # 3 faint stars scattered in a lopsided halo
                 base = rng.uniform(0, 2 * np.pi, irr.size)
                 for _ in range(3):
                     ang = base + rng.normal(0, 0.7, irr.size)
                     rr = rng.uniform(1.0, 3.0, irr.size) * np.maximum(rpix[irr], 0.8)
-                    B.add(idx[irr], KIND_POINT, rr * np.cos(ang), rr * np.sin(ang),
-                          ftot[irr] * (fsec[irr] / 3)[:, None], ref=False)
+                    B.add(
+                        idx[irr],
+                        KIND_POINT,
+                        rr * np.cos(ang),
+                        rr * np.sin(ang),
+                        ftot[irr] * (fsec[irr] / 3)[:, None],
+                        ref=False,
+                    )
         else:
             subtype[idx] = "association"
             npeaks = rng.integers(p.assoc_peaks[0], p.assoc_peaks[1] + 1, k)
@@ -448,13 +551,22 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
             size_pix = rng.uniform(*p.assoc_size_pc, k) / pcpix[idx]
             size_pix = np.clip(size_pix, 2.5, 6.0)
             fdiff = rng.uniform(0.08, 0.2, k)
-            eff(idx, np.maximum(rpix, 0.5 * size_pix), g, rng.uniform(0.5, 1.0, k),
-                theta, ftot * fdiff[:, None], ref=False)
+            eff(
+                idx,
+                np.maximum(rpix, 0.5 * size_pix),
+                g,
+                rng.uniform(0.5, 1.0, k),
+                theta,
+                ftot * fdiff[:, None],
+                ref=False,
+            )
             # the brightest peak near the middle, the others spread around it
             kmax = p.assoc_peaks[1]
             w = rng.dirichlet(np.full(kmax, 0.8), k)
             w[:, 0] = rng.uniform(*p.assoc_main_peak, k)
-            others = np.where(np.arange(1, kmax)[None, :] < npeaks[:, None], w[:, 1:], 0.0)
+            others = np.where(
+                np.arange(1, kmax)[None, :] < npeaks[:, None], w[:, 1:], 0.0
+            )
             w[:, 1:] = others / others.sum(1, keepdims=True) * (1 - w[:, :1])
             for j in range(kmax):
                 ii = np.flatnonzero(npeaks > j)
@@ -466,12 +578,27 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
                     rr = rng.uniform(2.2, size_pix[ii])
                 ang = rng.uniform(0, 2 * np.pi, ii.size)
                 # each peak: a star or small cluster with its own age scatter
-                dcol = ssp_colours(np.clip(log_age[idx[ii]] + rng.normal(0, 0.15, ii.size),
-                                           6.0, 10.1), bands, ebv=ebv[idx[ii]])
-                f = ftot[ii] * ((1 - fdiff[ii]) * w[ii, j])[:, None] * \
-                    10 ** (-0.4 * (dcol - colours[idx[ii]]))
-                eff(idx[ii], np.full(ii.size, 0.35), np.full(ii.size, 3.0), 1.0, 0.0, f,
-                    rr * np.cos(ang), rr * np.sin(ang), ref=(j == 0))
+                dcol = ssp_colours(
+                    np.clip(log_age[idx[ii]] + rng.normal(0, 0.15, ii.size), 6.0, 10.1),
+                    bands,
+                    ebv=ebv[idx[ii]],
+                )
+                f = (
+                    ftot[ii]
+                    * ((1 - fdiff[ii]) * w[ii, j])[:, None]
+                    * 10 ** (-0.4 * (dcol - colours[idx[ii]]))
+                )
+                eff(
+                    idx[ii],
+                    np.full(ii.size, 0.35),
+                    np.full(ii.size, 3.0),
+                    1.0,
+                    0.0,
+                    f,
+                    rr * np.cos(ang),
+                    rr * np.sin(ang),
+                    ref=(j == 0),
+                )
 
     # --- class 4 impostors
     idx4 = np.flatnonzero(cls == 4)
@@ -502,7 +629,9 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
                         rr = rng.uniform(1.0, 3.0, k)
                         ang = rng.uniform(0, 2 * np.pi, k)
                         pos = np.stack([rr * np.cos(ang), rr * np.sin(ang)], 1)
-                        mv[idx] = -2.5 * np.log10(10 ** (-0.4 * mv[idx]) + 10 ** (-0.4 * m))
+                        mv[idx] = -2.5 * np.log10(
+                            10 ** (-0.4 * mv[idx]) + 10 ** (-0.4 * m)
+                        )
                     B.add(idx, KIND_POINT, pos[:, 0], pos[:, 1], f)
             elif s == "galaxy":
                 # apparent magnitude; red, old-looking SED, slight redshift reddening
@@ -518,11 +647,28 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
                 qax[idx] = q
                 th = rng.uniform(0, np.pi, k)
                 fb = rng.uniform(0.1, 0.5, k)
-                B.add(idx, KIND_EXPDISK, 0.0, 0.0, ftot * (1 - fb)[:, None], size=h,
-                      q=q, theta=th)
+                B.add(
+                    idx,
+                    KIND_EXPDISK,
+                    0.0,
+                    0.0,
+                    ftot * (1 - fb)[:, None],
+                    size=h,
+                    q=q,
+                    theta=th,
+                )
                 bi = _fourier.nu_index(2.0)
-                B.add(idx, KIND_MOFFAT, 0.0, 0.0, ftot * fb[:, None], size=0.5 * h,
-                      q=np.clip(q + 0.3, 0, 1), theta=th, beta_idx=bi)
+                B.add(
+                    idx,
+                    KIND_MOFFAT,
+                    0.0,
+                    0.0,
+                    ftot * fb[:, None],
+                    size=0.5 * h,
+                    q=np.clip(q + 0.3, 0, 1),
+                    theta=th,
+                    beta_idx=bi,
+                )
             elif s in ("cosmic_ray", "hot_pixel"):
                 band = rng.integers(0, nb, k)
                 amp = 10 ** rng.uniform(0.0, 1.5, k)  # e/s in the brightest pixel
@@ -534,8 +680,13 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
                         on = rng.random(k) < (1.0 if j == 1 else 0.5)
                         dx = np.rint(j * np.cos(ang)).astype(int)
                         dy = np.rint(j * np.sin(ang)).astype(int)
-                        B.add_artifact(idx[on], band[on], dx[on], dy[on],
-                                       amp[on] * rng.uniform(0.3, 0.9, on.sum()))
+                        B.add_artifact(
+                            idx[on],
+                            band[on],
+                            dx[on],
+                            dy[on],
+                            amp[on] * rng.uniform(0.3, 0.9, on.sum()),
+                        )
             elif s == "noise_peak":
                 # a faint diffuse lump ("fluff") of young light on which noise peaks
                 la = rng.uniform(6.5, 8.0, k)
@@ -545,10 +696,23 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
                 m = _lf_draw(rng, k, -7.5, -5.0, 2.0)
                 mv[idx] = m
                 f = flux_of(m, col, idx)
-                B.add(idx, KIND_GAUSS, 0.0, 0.0, f, size=rng.uniform(1.0, 2.5, k),
-                      q=rng.uniform(0.4, 1.0, k), theta=rng.uniform(0, np.pi, k))
-                B.add(idx, KIND_POINT, rng.normal(0, 0.7, k), rng.normal(0, 0.7, k),
-                      0.15 * f)
+                B.add(
+                    idx,
+                    KIND_GAUSS,
+                    0.0,
+                    0.0,
+                    f,
+                    size=rng.uniform(1.0, 2.5, k),
+                    q=rng.uniform(0.4, 1.0, k),
+                    theta=rng.uniform(0, np.pi, k),
+                )
+                B.add(
+                    idx,
+                    KIND_POINT,
+                    rng.normal(0, 0.7, k),
+                    rng.normal(0, 0.7, k),
+                    0.15 * f,
+                )
             elif s == "edge":
                 # a cluster or a star that sits at a chip edge (NaN region added
                 # when the stamp is made); half clusters, half stars
@@ -586,20 +750,37 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
     if comp.art_obj.size:
         np.add.at(flux_tot, (comp.art_obj, comp.art_band), comp.art_flux)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mags = np.where(flux_tot > 0, -2.5 * np.log10(np.where(flux_tot > 0, flux_tot, 1)
-                                                     / zp_flux[None, :]), np.nan)
+        mags = np.where(
+            flux_tot > 0,
+            -2.5 * np.log10(np.where(flux_tot > 0, flux_tot, 1) / zp_flux[None, :]),
+            np.nan,
+        )
     age_ok = np.isfinite(log_age)
     mass = np.full(n, np.nan)
-    is_pop = age_ok & np.isin(cls, [1, 2, 3]) | (subtype == "edge") | \
-        (subtype == "noise_peak")
-    mass[is_pop] = 1e4 * 10 ** (-0.4 * (mv[is_pop] - ssp_abs_mag_v(log_age[is_pop], 1e4)))
+    is_pop = (
+        age_ok & np.isin(cls, [1, 2, 3])
+        | (subtype == "edge")
+        | (subtype == "noise_peak")
+    )
+    mass[is_pop] = 1e4 * 10 ** (
+        -0.4 * (mv[is_pop] - ssp_abs_mag_v(log_age[is_pop], 1e4))
+    )
     table = {
-        "cluster_class": cls.astype(int), "subtype": subtype, "distance": dist,
-        "field": field_names, "log_age": log_age,
+        "cluster_class": cls.astype(int),
+        "subtype": subtype,
+        "distance": dist,
+        "field": field_names,
+        "log_age": log_age,
         "age": np.where(age_ok, 10 ** np.where(age_ok, log_age, 0), np.nan),
-        "mass": mass, "ebv": ebv, "abs_mag_v": mv, "reff_pc": reff_pc,
-        "reff_pix": reff_pc / pcpix, "eff_gamma": gamma, "axis_ratio": qax,
-        "n_peaks": npk, "edge": edge,
+        "mass": mass,
+        "ebv": ebv,
+        "abs_mag_v": mv,
+        "reff_pc": reff_pc,
+        "reff_pix": reff_pc / pcpix,
+        "eff_gamma": gamma,
+        "axis_ratio": qax,
+        "n_peaks": npk,
+        "edge": edge,
     }
     for j, b in enumerate(bands):
         table[f"flux_{b}"] = flux_tot[:, j]

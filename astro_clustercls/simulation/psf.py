@@ -62,7 +62,9 @@ class MoffatPSF:
         if not self.fwhm > 0:
             raise ValueError(f"'fwhm' must be > 0, got {self.fwhm}")
         if not 0 <= self.wing_fraction < 1:
-            raise ValueError(f"'wing_fraction' must be in [0, 1), got {self.wing_fraction}")
+            raise ValueError(
+                f"'wing_fraction' must be in [0, 1), got {self.wing_fraction}"
+            )
         if not (self.beta > 1.2 and self.wing_beta > 1.2):
             raise ValueError("'beta' and 'wing_beta' must be > 1.2")
 
@@ -84,7 +86,9 @@ class MoffatPSF:
         """
         k = np.hypot(ky[:, None], kx[None, :]).astype(float)
         a_core = _fourier.moffat_alpha(self.fwhm_pixels, self.beta)
-        a_wing = _fourier.moffat_alpha(self.fwhm_pixels * self.wing_scale, self.wing_beta)
+        a_wing = _fourier.moffat_alpha(
+            self.fwhm_pixels * self.wing_scale, self.wing_beta
+        )
         core = _fourier.moffat_ft_exact(k * a_core, self.beta - 1.0)
         wing = _fourier.moffat_ft_exact(k * a_wing, self.wing_beta - 1.0)
         otf = (1 - self.wing_fraction) * core + self.wing_fraction * wing
@@ -123,9 +127,15 @@ class MoffatPSF:
 #: Default PSFs of drizzled 0.04"/px mosaics, per band (see module docstring).
 DEFAULT_PSFS = {
     band: MoffatPSF(fwhm, beta=1.9, wing_fraction=0.22, wing_scale=2.2, wing_beta=1.6)
-    for band, fwhm in (("F275W", 0.076), ("F336W", 0.074), ("F435W", 0.074),
-                       ("F438W", 0.072), ("F555W", 0.073), ("F606W", 0.074),
-                       ("F814W", 0.079))
+    for band, fwhm in (
+        ("F275W", 0.076),
+        ("F336W", 0.074),
+        ("F435W", 0.074),
+        ("F438W", 0.072),
+        ("F555W", 0.073),
+        ("F606W", 0.074),
+        ("F814W", 0.079),
+    )
 }
 
 
@@ -150,7 +160,9 @@ def get_psf(band, *, jitter=0.0, rng=None):
     """
     name = str(band).strip().upper().split("/")[-1]
     if name not in DEFAULT_PSFS:
-        raise ValueError(f"no default PSF for band {band!r}; known: {sorted(DEFAULT_PSFS)}")
+        raise ValueError(
+            f"no default PSF for band {band!r}; known: {sorted(DEFAULT_PSFS)}"
+        )
     psf = DEFAULT_PSFS[name]
     if jitter:
         rng = np.random.default_rng(rng)

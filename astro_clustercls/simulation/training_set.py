@@ -21,7 +21,11 @@ from ..utils._parameters import validate_positive_int
 from . import _fourier
 from ._render import KIND_GAUSS, Components, StampRenderer
 from .label_noise import apply_label_noise
-from .observing import DEFAULT_CONDITIONS, ObservingConditions, surface_brightness_to_rate
+from .observing import (
+    DEFAULT_CONDITIONS,
+    ObservingConditions,
+    surface_brightness_to_rate,
+)
 from .photometry import mag_to_flux
 from .populations import DEFAULT_PARAMETERS, draw_population, ssp_colours
 from .psf import get_psf
@@ -29,8 +33,13 @@ from .psf import get_psf
 __all__ = ["TrainingSet", "make_training_set", "HELD_OUT_GALAXY"]
 
 #: How the held-out galaxy differs (cf. NGC 1559: ~19 Mpc, bright, dusty disk).
-HELD_OUT_GALAXY = {"distance": 19.0, "background_mu": 20.3, "depth_scale": 0.6,
-                   "psf_scale": 1.07, "background_age": (7.0, 8.5)}
+HELD_OUT_GALAXY = {
+    "distance": 19.0,
+    "background_mu": 20.3,
+    "depth_scale": 0.6,
+    "psf_scale": 1.07,
+    "background_age": (7.0, 8.5),
+}
 
 
 @dataclass
@@ -78,7 +87,11 @@ def _background_patch(n, size, rng, bands, *, mu, mu_sigma, age_range):
     c = size // 2
     g = (np.arange(size, dtype=np.float32) - c) / size
     gx, gy = rng.normal(0, 0.35, (2, n)).astype(np.float32)
-    plane = 1.0 + gx[:, None, None] * g[None, None, :] + gy[:, None, None] * g[None, :, None]
+    plane = (
+        1.0
+        + gx[:, None, None] * g[None, None, :]
+        + gy[:, None, None] * g[None, :, None]
+    )
     plane = np.clip(plane, 0.05, None)
     return (per_band[:, :, None, None] * plane[:, None]).astype(np.float32), level_v
 
@@ -89,11 +102,16 @@ def _neighbours_and_lumps(n, size, rng, bands, distance, params, crowding, level
     host = np.repeat(np.arange(n), nn)
     parts = []
     if host.size:
-        tab, comp = draw_population(host.size, rng=rng, bands=bands,
-                                    distance=distance[host],
-                                    classes=np.array(rng.choice([1, 2, 3, 4], host.size,
-                                                                p=[.3, .2, .2, .3])),
-                                    params=params.copy(mv_range=(-4.0, -10.0)))
+        tab, comp = draw_population(
+            host.size,
+            rng=rng,
+            bands=bands,
+            distance=distance[host],
+            classes=np.array(
+                rng.choice([1, 2, 3, 4], host.size, p=[0.3, 0.2, 0.2, 0.3])
+            ),
+            params=params.copy(mv_range=(-4.0, -10.0)),
+        )
         # keep only stars, pairs and clusters (no artefacts, no edges)
         ok = ~np.isin(tab["subtype"], ["cosmic_ray", "hot_pixel", "edge"])
         comp = comp.subset(ok)
@@ -119,32 +137,64 @@ def _neighbours_and_lumps(n, size, rng, bands, distance, params, crowding, level
         r = rng.uniform(0, 0.6 * size, lh.size)
         ang = rng.uniform(0, 2 * np.pi, lh.size)
         m = lh.size
-        parts.append(Components(
-            obj=lh, kind=np.full(m, KIND_GAUSS), dx=r * np.cos(ang), dy=r * np.sin(ang),
-            size=sig, q=rng.uniform(0.4, 1, m), theta=rng.uniform(0, np.pi, m),
-            beta_idx=np.zeros(m, np.intp), flux=flux))
+        parts.append(
+            Components(
+                obj=lh,
+                kind=np.full(m, KIND_GAUSS),
+                dx=r * np.cos(ang),
+                dy=r * np.sin(ang),
+                size=sig,
+                q=rng.uniform(0.4, 1, m),
+                theta=rng.uniform(0, np.pi, m),
+                beta_idx=np.zeros(m, np.intp),
+                flux=flux,
+            )
+        )
     return parts
 
 
-def _make_stamps(n, size, rng, *, bands, distance, classes, params, conditions,
-                 psf_scale, psf_jitter, background_mu, background_age, crowding,
-                 position_jitter, pad=None):
+def _make_stamps(
+    n,
+    size,
+    rng,
+    *,
+    bands,
+    distance,
+    classes,
+    params,
+    conditions,
+    psf_scale,
+    psf_jitter,
+    background_mu,
+    background_age,
+    crowding,
+    position_jitter,
+    pad=None,
+):
     """Render n labelled stamps. Returns data, variance, table dict."""
-    tab, comp = draw_population(n, rng=rng, bands=bands, distance=distance,
-                                classes=classes, params=params)
+    tab, comp = draw_population(
+        n, rng=rng, bands=bands, distance=distance, classes=classes, params=params
+    )
     # where the cutout is centred: on the light centroid, plus a detection error
-    off = rng.normal(0, position_jitter, (2, n)) if position_jitter else np.zeros((2, n))
+    off = (
+        rng.normal(0, position_jitter, (2, n)) if position_jitter else np.zeros((2, n))
+    )
     comp.dx += off[0][comp.obj]
     comp.dy += off[1][comp.obj]
     comp.art_dx = comp.art_dx + np.rint(off[0][comp.art_obj]).astype(np.intp)
     comp.art_dy = comp.art_dy + np.rint(off[1][comp.art_obj]).astype(np.intp)
-    bg, level_v = _background_patch(n, size, rng, bands, mu=background_mu,
-                                    mu_sigma=0.6, age_range=background_age)
-    extra = _neighbours_and_lumps(n, size, rng, bands, tab["distance"], params,
-                                  crowding, level_v)
+    bg, level_v = _background_patch(
+        n, size, rng, bands, mu=background_mu, mu_sigma=0.6, age_range=background_age
+    )
+    extra = _neighbours_and_lumps(
+        n, size, rng, bands, tab["distance"], params, crowding, level_v
+    )
     allc = Components.concatenate([comp] + extra) if extra else comp
-    scale = psf_scale * (1.0 + psf_jitter * rng.standard_normal()) if psf_jitter else \
-        psf_scale
+    scale = (
+        psf_scale * (1.0 + psf_jitter * rng.standard_normal())
+        if psf_jitter
+        else psf_scale
+    )
     psfs = [get_psf(b).scaled(scale) for b in bands]
     renderer = StampRenderer(psfs, size, pad=pad)
     img = renderer.render(allc, n)
@@ -162,8 +212,10 @@ def _make_stamps(n, size, rng, *, bands, distance, classes, params, conditions,
         yy, xx = np.mgrid[:size, :size].astype(np.float32) - c
         phi = rng.uniform(0, 2 * np.pi, edge.size)
         d = rng.uniform(1.5, 6.0, edge.size)
-        cut = (xx[None] * np.cos(phi)[:, None, None] + yy[None] *
-               np.sin(phi)[:, None, None]) > d[:, None, None]
+        cut = (
+            xx[None] * np.cos(phi)[:, None, None]
+            + yy[None] * np.sin(phi)[:, None, None]
+        ) > d[:, None, None]
         img[edge] = np.where(cut[:, None], np.nan, img[edge])
     tab["x_offset"] = off[0]
     tab["y_offset"] = off[1]
@@ -172,11 +224,25 @@ def _make_stamps(n, size, rng, *, bands, distance, classes, params, conditions,
     return img, var, tab
 
 
-def make_training_set(n, size=31, seed=None, *, bands=DEFAULT_BANDS, classes=None,
-                      class_balance="legus", held_out=False, label_noise=None,
-                      distance=None, params=None, conditions=None, crowding=0.8,
-                      position_jitter=0.25, psf_jitter=0.03, select=False,
-                      chunk=4096):
+def make_training_set(
+    n,
+    size=31,
+    seed=None,
+    *,
+    bands=DEFAULT_BANDS,
+    classes=None,
+    class_balance="legus",
+    held_out=False,
+    label_noise=None,
+    distance=None,
+    params=None,
+    conditions=None,
+    crowding=0.8,
+    position_jitter=0.25,
+    psf_jitter=0.03,
+    select=False,
+    chunk=4096,
+):
     """
     Make ``n`` labelled multi-band cutouts of simulated cluster candidates.
 
@@ -245,8 +311,10 @@ def make_training_set(n, size=31, seed=None, *, bands=DEFAULT_BANDS, classes=Non
         elif class_balance == "equal":
             fractions = (0.25, 0.25, 0.25, 0.25)
         else:
-            raise ValueError("'class_balance' must be 'legus', 'equal' or 4 fractions, "
-                             f"got {class_balance!r}")
+            raise ValueError(
+                "'class_balance' must be 'legus', 'equal' or 4 fractions, "
+                f"got {class_balance!r}"
+            )
     else:
         fractions = tuple(float(f) for f in class_balance)
         if len(fractions) != 4 or min(fractions) < 0 or sum(fractions) <= 0:
@@ -262,7 +330,11 @@ def make_training_set(n, size=31, seed=None, *, bands=DEFAULT_BANDS, classes=Non
         h = HELD_OUT_GALAXY
         distance = h["distance"] if distance is None else distance
         conditions = conditions.scaled(h["depth_scale"])
-        bg_mu, bg_age, psf_scale = h["background_mu"], h["background_age"], h["psf_scale"]
+        bg_mu, bg_age, psf_scale = (
+            h["background_mu"],
+            h["background_age"],
+            h["psf_scale"],
+        )
     elif distance is None:
         distance = (4.0, 23.0)
     datas, tabs, got = [], [], 0
@@ -270,12 +342,24 @@ def make_training_set(n, size=31, seed=None, *, bands=DEFAULT_BANDS, classes=Non
         want = min(chunk, n - got)
         m = want if not select else int(want * 2.5) + 16
         img, var, tab = _make_stamps(
-            m, size, rng, bands=bands, distance=distance, classes=classes, params=p,
-            conditions=conditions, psf_scale=psf_scale, psf_jitter=psf_jitter,
-            background_mu=bg_mu, background_age=bg_age, crowding=crowding,
-            position_jitter=position_jitter)
+            m,
+            size,
+            rng,
+            bands=bands,
+            distance=distance,
+            classes=classes,
+            params=p,
+            conditions=conditions,
+            psf_scale=psf_scale,
+            psf_jitter=psf_jitter,
+            background_mu=bg_mu,
+            background_age=bg_age,
+            crowding=crowding,
+            position_jitter=position_jitter,
+        )
         if select:
             from .calibration import legus_selection, quick_measure
+
             meas = quick_measure(img, var, bands)
             keep = legus_selection(meas, tab["distance"], bands)
             idx = np.flatnonzero(keep)[:want]
@@ -290,15 +374,28 @@ def make_training_set(n, size=31, seed=None, *, bands=DEFAULT_BANDS, classes=Non
     labels = apply_label_noise(true, label_noise, rng=rng)
     table = QTable(cat)
     table["label"] = labels
-    meta = get_meta(simulator_version=_version(), seed=None if seed is None else
-                    (seed if isinstance(seed, int) else "generator"),
-                    held_out=bool(held_out), label_noise=(label_noise if label_noise is
-                                                          None or isinstance(label_noise, str)
-                                                          else "matrix"),
-                    bands=list(bands), size=size)
+    meta = get_meta(
+        simulator_version=_version(),
+        seed=None if seed is None else (seed if isinstance(seed, int) else "generator"),
+        held_out=bool(held_out),
+        label_noise=(
+            label_noise
+            if label_noise is None or isinstance(label_noise, str)
+            else "matrix"
+        ),
+        bands=list(bands),
+        size=size,
+    )
     table.meta.update(meta)
-    return TrainingSet(data=data, labels=labels, true_labels=true, table=table,
-                       bands=bands, size=size, meta=meta)
+    return TrainingSet(
+        data=data,
+        labels=labels,
+        true_labels=true,
+        table=table,
+        bands=bands,
+        size=size,
+        meta=meta,
+    )
 
 
 def _version():

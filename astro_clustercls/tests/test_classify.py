@@ -572,7 +572,7 @@ def test_other_band_count_from_meta(tmp_path, images):
     path = tmp_path / "three.safetensors"
     save_weights(build_network("resnet18", n_bands=3), path,
                  {"architecture": "resnet18", "bands": bands3, "cutout_size": 15,
-                  "normalization": "asinh-v1"})
+                  "normalization": "asinh-v1", "notes": "three bands"})
     clf = ClusterClassifier("resnet18", weights_path=path)
     assert clf.bands == tuple(bands3) and clf.cutout_size == 15
     with pytest.warns(BandWarning, match="F275W"):
@@ -585,5 +585,5 @@ def test_other_band_count_from_meta(tmp_path, images):
     save_weights(build_network("resnet18", n_bands=3), wrong,
                  {"architecture": "resnet18", "bands": list(DEFAULT_BANDS),
                   "cutout_size": 15, "normalization": "asinh-v1"})
-    with pytest.raises(ValueError, match="3"):
+    with pytest.raises(ValueError, match="meta lists 5 bands but the weights take 3"):
         ClusterClassifier("resnet18", weights_path=wrong)

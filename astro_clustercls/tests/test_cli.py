@@ -186,7 +186,8 @@ def test_missing_band_option(field, tmp_path, capsys):
 @pytest.mark.parametrize("case", ["missing_image", "unreadable_fits", "wrong_hdu",
                                   "missing_sources", "bad_sources", "bad_batch",
                                   "bad_device", "bad_model", "mixed_images",
-                                  "missing_weights", "no_position_columns"])
+                                  "missing_weights", "no_position_columns",
+                                  "hash_mismatch"])
 def test_errors_are_one_line(field, tmp_path, capsys, case):
     out = tmp_path / "out.ecsv"
     args = _classify_args(field, out)
@@ -225,6 +226,9 @@ def test_errors_are_one_line(field, tmp_path, capsys, case):
     elif case == "missing_weights":
         args[args.index("--weights-path") + 1] = str(tmp_path / "w.safetensors")
         match = "w.safetensors"
+    elif case == "hash_mismatch":
+        args += ["--weights-sha256", "deadbeef"]
+        match = "SHA-256 mismatch"
     elif case == "no_position_columns":
         cat = tmp_path / "cat.ecsv"
         QTable({"flux": [1.0, 2.0]}).write(cat)

@@ -25,6 +25,7 @@ from astro_clustercls.classify import ClusterClassifier
 from astro_clustercls.distributed import (FieldError, Tile, classify_fields,
                                           classify_mosaic, plan_tiles)
 from astro_clustercls.flags import FLAGS
+from astro_clustercls.simulation import simulate_field
 from astro_clustercls.utils._optional_deps import HAS_DISTRIBUTED
 from astro_clustercls.utils.exceptions import BandWarning, ClusterClsWarning
 
@@ -37,48 +38,44 @@ needs_dask = pytest.mark.skipif(not HAS_DISTRIBUTED, reason="needs dask.distribu
 
 
 # ---------------------------------------------------------------------------
-# data: Gaussian-blob fields written as HST-like drizzled FITS files
+# data: simulated fields written as HST-like drizzled FITS files
 # ---------------------------------------------------------------------------
-def _positions(rng, n, shape):
-    """Seeded (x, y) positions, with edge cases at the top of the list."""
+def _edge_positions(shape):
+    """(x, y) positions of the edge cases added to every field's sources."""
     ny, nx = shape
-    edge = np.array([[0.0, 0.0], [nx - 1.0, ny / 2], [-4.0, 30.0],    # on/over edges
+    return np.array([[0.0, 0.0], [nx - 1.0, ny / 2], [-4.0, 30.0],    # on/over edges
                      [nx + 20.0, 5.0],                                 # off the image
-                     [63.5, 64.0], [64.0, 63.49], [63.49, 31.5]])      # tile borders
-    rest = rng.uniform([2, 2], [nx - 3, ny - 3], size=(n - len(edge), 2))
-    return np.concatenate([edge, rest])
+                     [63.5, 64.0], [64.0, 63.49], [63.49, 31.5],       # tile borders
+                     [np.nan, 50.0]])                                  # bad position
 
 
 def _make_field(seed, shape=SHAPE, n=N_SOURCES):
-    """Images (dict band -> float32 array), drizzle weights and a sources table."""
-    rng = np.random.default_rng(seed)
-    ny, nx = shape
-    xy = _positions(rng, n, shape)
-    yy, xx = np.mgrid[:ny, :nx]
-    images = {}
-    for i, band in enumerate(BANDS):
-        img = rng.normal(0.0, 0.02, size=shape)
-        for (x, y), flux, sigma in zip(xy, rng.uniform(0.5, 5, n),
-                                       rng.uniform(0.8, 2.5, n)):
-            img += (1 + 0.3 * i) * flux * np.exp(
-                -((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
-        images[band] = img.astype(np.float32)
+    """
+    A simulated field (`simulate_field`: PSF-convolved clusters, stars,
+    diffuse light, noise, a NaN chip gap), a drizzle weight map with a few
+    no-data pixels, and a sources table: the simulated objects plus edge cases.
+    """
+    images, truth = simulate_field(seed=seed, n_objects=n, shape=shape)
+    arrays = {band: np.asarray(images[band].data, np.float32) for band in BANDS}
     weight = np.ones(shape, np.float32)
-    weight[40:44, 90:93] = 0.0         # no data: MASKED flags near a source or two
+    weight[40:44, 90:93] = 0.0         # no data: MASKED flags
     weight[:, 0] = 0.0
-    sources = QTable({"id": np.arange(n), "x_centroid": xy[:, 0],
+    xy = np.concatenate([_edge_positions(shape),
+                         np.column_stack([truth["x_centroid"], truth["y_centroid"]])])
+    sources = QTable({"id": np.arange(len(xy)), "x_centroid": xy[:, 0],
                       "y_centroid": xy[:, 1]})
-    sources["x_centroid"][5] = np.nan  # a bad position
-    return images, weight, sources
+    return arrays, weight, sources, images.wcs
 
 
 def _write_field(directory, seed):
-    """One FITS file per band (SCI + WHT) and an ECSV sources table."""
-    images, weight, sources = _make_field(seed)
+    """One FITS file per band (SCI with WCS + WHT) and an ECSV sources table."""
+    arrays, weight, sources, wcs = _make_field(seed)
     paths = {}
-    for band, data in images.items():
+    for band, data in arrays.items():
         primary = fits.PrimaryHDU(header=fits.Header({"FILTER": band}))
-        sci = fits.ImageHDU(data, fits.Header({"BUNIT": "ELECTRONS/S"}), name="SCI")
+        header = wcs.to_header()
+        header["BUNIT"] = "ELECTRONS/S"
+        sci = fits.ImageHDU(data, header, name="SCI")
         wht = fits.ImageHDU(weight, name="WHT")
         path = directory / f"field{seed}_{band.lower()}_drc.fits"
         fits.HDUList([primary, sci, wht]).writeto(path)
@@ -183,7 +180,7 @@ def _single_rows_exact(weights_path):
     in a batch. If not, a tile holding one source cannot reproduce the untiled
     run bit for bit (torch's CPU kernels take another path for batches of 1).
     """
-    images, _, _ = _make_field(9, shape=(40, 40), n=8)
+    images = _make_field(9, shape=(40, 40), n=8)[0]
     clf = ClusterClassifier("resnet18", weights_path=weights_path, device="cpu")
     xy = np.array([[20.0, 20.0], [12.0, 25.0]])
     alone = clf(xy[:1], images)["class_prob"]
@@ -366,21 +363,21 @@ def test_warnings_from_fields_are_shown_once_per_field(fields, reference,
     assert_same_table(result, reference[0])
 
 
-@pytest.mark.parametrize(("tile_size", "overlap"), [(32, None), ((40, 64), 20),
+@pytest.mark.parametrize(("tile_size", "overlap"), [(32, None), ((48, 64), 20),
                                                    (500, None)])
 def test_mosaic_in_process_matches_untiled(weights_path, tile_size, overlap):
-    """Tiles of a 128x128 field with 140 sources, a drizzle weight mask and
-    sources on tile borders, image edges and off the image."""
-    images, weight, _ = _make_field(7, n=120)
-    images = BandImages({b: CCDData(images[b], unit="electron/s", mask=weight == 0)
+    """Tiles of a simulated 128x128 field with 140 sources, a chip gap, a
+    mask, sources on tile borders, on image edges and off the image."""
+    arrays, weight, sources, _ = _make_field(7, n=100)
+    images = BandImages({b: CCDData(arrays[b], unit="electron/s", mask=weight == 0)
                          for b in BANDS})
     rng = np.random.default_rng(3)
-    xy = np.concatenate([_positions(rng, 40, SHAPE),
-                         # on tile borders of every tiling above
-                         np.column_stack([np.repeat([31.5, 32.0, 63.5, 64.0], 5),
-                                          rng.uniform(0, 127, 20)]),
-                         rng.uniform(0, 127, (80, 2))])
-    sources = QTable({"x_centroid": xy[:, 0], "y_centroid": xy[:, 1]})
+    border = np.column_stack([np.repeat([31.5, 32.0, 63.5, 64.0], 5),
+                              rng.uniform(0, 127, 20)])   # on tile borders
+    sources = QTable({"x_centroid": np.concatenate([sources["x_centroid"],
+                                                    border[:, 0], border[:, 1]]),
+                      "y_centroid": np.concatenate([sources["y_centroid"],
+                                                    border[:, 1], border[:, 0]])})
     clf = ClusterClassifier("resnet18", weights_path=weights_path, device="cpu")
     expected = clf(sources, images)
     ts = (tile_size, tile_size) if np.isscalar(tile_size) else tile_size
@@ -395,11 +392,10 @@ def test_mosaic_in_process_matches_untiled(weights_path, tile_size, overlap):
     assert tiles["n_tiles"] == len(plan_tiles(SHAPE, tile_size, 7))
 
 
-def test_mosaic_sky_positions_and_empty(weights_path, wcs_factory):
-    images, _, sources = _make_field(4)
+def test_mosaic_sky_positions_and_empty(weights_path):
+    arrays, _, sources, wcs = _make_field(4)
     xy = np.column_stack([sources["x_centroid"], sources["y_centroid"]])
-    wcs = wcs_factory(SHAPE)
-    images = BandImages(images, wcs=wcs)
+    images = BandImages(arrays, wcs=wcs)
     sources["sky_centroid"] = wcs.pixel_to_world(sources["x_centroid"],
                                                  sources["y_centroid"])
     sources.remove_columns(["x_centroid", "y_centroid"])
@@ -424,7 +420,7 @@ def test_mosaic_single_source_tile(weights_path):
         pytest.xfail("ClusterClassifier's probabilities for a batch of 1 differ "
                      "in the last bit from those in a larger batch (torch CPU "
                      "kernels): a one-source tile cannot match exactly")
-    images, _, _ = _make_field(8)
+    images = _make_field(8)[0]
     xy = np.array([[10.0, 10.0], [100.0, 100.0], [105.0, 98.0]])
     clf = ClusterClassifier("resnet18", weights_path=weights_path, device="cpu")
     expected = clf(xy, images)

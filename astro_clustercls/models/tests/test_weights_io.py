@@ -205,3 +205,39 @@ def test_check_state_dict_mismatches(resnet3):
     with pytest.raises(ValueError, match="layer1.0.conv1.weight"):
         check_state_dict(resnet3, bad)
     check_state_dict(resnet3, resnet3.state_dict())  # no error
+
+
+def test_safetensors_header_length_128_mod_256_is_not_taken_for_pickle(tmp_path):
+    """A safetensors file whose first byte is 0x80 (pickle's signature) still loads."""
+    import struct
+
+    from safetensors.torch import save_file
+
+    from astro_clustercls.models._io import _sniff, load_state_dict_file
+
+    tensors = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}
+    for pad in range(300):
+        meta = {"notes": "x" * pad}
+        path = tmp_path / f"w{pad}.safetensors"
+        save_file(tensors, str(path), metadata=meta)
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+        if n % 256 == 128:
+            break
+    else:  # pragma: no cover
+        pytest.fail("could not produce a header of 128 mod 256 bytes")
+    assert path.read_bytes()[:1] == b"\x80"
+    assert _sniff(path) == "safetensors"
+    assert torch.equal(load_state_dict_file(path)["w"], tensors["w"])
+
+
+def test_pickle_protocol_4_refused_without_warning(tmp_path):
+    import pickle
+
+    path = tmp_path / "p4.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"w": object()}, f, protocol=4)
+    from astro_clustercls.models._io import load_state_dict_file
+
+    with pytest.raises(OSError, match="refusing|corrupt"):
+        load_state_dict_file(path)

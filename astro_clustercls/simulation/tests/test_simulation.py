@@ -33,8 +33,9 @@ needs_legus = pytest.mark.skipif(LEGUS is None, reason="../shared/data/legus abs
 
 @pytest.fixture(scope="module")
 def field():
-    return simulate_field(seed=3, n_objects=50, shape=(256, 256), distance=6.0,
-                          chip_gap=True)
+    return simulate_field(
+        seed=3, n_objects=50, shape=(256, 256), distance=6.0, chip_gap=True
+    )
 
 
 def test_version():
@@ -67,10 +68,17 @@ def test_psf_fwhm(band):
 def test_render_matches_psf_and_position():
     psf = get_psf("F555W")
     r = StampRenderer([psf], 31)
-    comp = Components(obj=np.array([0]), kind=np.array([0]), dx=np.array([0.3]),
-                      dy=np.array([-0.4]), size=np.ones(1), q=np.ones(1),
-                      theta=np.zeros(1), beta_idx=np.zeros(1, int),
-                      flux=np.array([[50.0]]))
+    comp = Components(
+        obj=np.array([0]),
+        kind=np.array([0]),
+        dx=np.array([0.3]),
+        dy=np.array([-0.4]),
+        size=np.ones(1),
+        q=np.ones(1),
+        theta=np.zeros(1),
+        beta_idx=np.zeros(1, int),
+        flux=np.array([[50.0]]),
+    )
     img = r.render(comp, 1)[0, 0]
     ref = psf.image(31, center=(15.3, 14.6), pad=r.pad)
     np.testing.assert_allclose(img, 50 * ref, atol=1e-4)
@@ -78,14 +86,22 @@ def test_render_matches_psf_and_position():
 
 def test_profile_width_vs_distance():
     """The same 3 pc cluster looks broader nearby; CI falls towards the star's."""
+
     def ci_of(reff_pix):
         bi = _fourier.nu_index(1.5)
         beta = _fourier.beta_of_index(bi)
         a = reff_pix / np.sqrt(2 ** (1 / (beta - 1)) - 1)
-        comp = Components(obj=np.array([0]), kind=np.array([KIND_MOFFAT]),
-                          dx=np.zeros(1), dy=np.zeros(1), size=np.array([a]),
-                          q=np.ones(1), theta=np.zeros(1), beta_idx=np.array([bi]),
-                          flux=np.array([[100.0]]))
+        comp = Components(
+            obj=np.array([0]),
+            kind=np.array([KIND_MOFFAT]),
+            dx=np.zeros(1),
+            dy=np.zeros(1),
+            size=np.array([a]),
+            q=np.ones(1),
+            theta=np.zeros(1),
+            beta_idx=np.array([bi]),
+            flux=np.array([[100.0]]),
+        )
         img = StampRenderer([get_psf("F555W")], 31, pad=128).render(comp, 1)
         m = cal.quick_measure(img, np.zeros_like(img), ["F555W"])
         return float(m["ci"][0])
@@ -114,8 +130,15 @@ def test_noise_matches_depth():
     bands = ("F555W",)
     for scale in (1.0, 0.25):
         obs = ObservingConditions().scaled(scale)
-        images, _ = simulate_field(seed=1, n_objects=1, shape=(128, 128), bands=bands,
-                                   background="none", chip_gap=False, conditions=obs)
+        images, _ = simulate_field(
+            seed=1,
+            n_objects=1,
+            shape=(128, 128),
+            bands=bands,
+            background="none",
+            chip_gap=False,
+            conditions=obs,
+        )
         data = images["F555W"].data
         _, _, std = sigma_clipped_stats(data[:40, :40])
         assert std == pytest.approx(obs.pixel_sigma("F555W"), rel=0.08)
@@ -128,8 +151,19 @@ def test_field_structure(field):
     assert images.wcs is not None
     assert abs(images.wcs.wcs.cdelt[1] * 3600 - PIXEL_SCALE) < 1e-9
     assert np.isnan(images["F555W"].data).any()  # chip gap
-    for col in ("x_centroid", "y_centroid", "sky_centroid", "cluster_class", "subtype",
-                "distance", "mass", "age", "reff_pc", "flux_F555W", "mag_F814W"):
+    for col in (
+        "x_centroid",
+        "y_centroid",
+        "sky_centroid",
+        "cluster_class",
+        "subtype",
+        "distance",
+        "mass",
+        "age",
+        "reff_pc",
+        "flux_F555W",
+        "mag_F814W",
+    ):
         assert col in truth.colnames
     # sky_centroid agrees with the pixel positions through the WCS
     x, y = images.wcs.world_to_pixel(truth["sky_centroid"])
@@ -138,30 +172,44 @@ def test_field_structure(field):
 
 
 def test_detection_and_positions(field):
-    from photutils.centroids import centroid_sources, centroid_2dg
-    from photutils.detection import DAOStarFinder
-
     from photutils.background import Background2D, MedianBackground
+    from photutils.centroids import centroid_2dg, centroid_sources
+    from photutils.detection import DAOStarFinder
 
     images, truth = field
     raw = images["F555W"].data
-    bkg = Background2D(np.nan_to_num(raw), 32, filter_size=3, mask=~np.isfinite(raw),
-                       bkg_estimator=MedianBackground())
+    bkg = Background2D(
+        np.nan_to_num(raw),
+        32,
+        filter_size=3,
+        mask=~np.isfinite(raw),
+        bkg_estimator=MedianBackground(),
+    )
     data = np.nan_to_num(raw - bkg.background)
-    found = DAOStarFinder(5 * np.median(bkg.background_rms), 2.5, exclude_border=True,
-                          roundness_range=(-2, 2), sharpness_range=(0.05, 2))(data)
+    found = DAOStarFinder(
+        5 * np.median(bkg.background_rms),
+        2.5,
+        exclude_border=True,
+        roundness_range=(-2, 2),
+        sharpness_range=(0.05, 2),
+    )(data)
     real = ~np.isin(truth["subtype"], ["cosmic_ray", "hot_pixel", "noise_peak"])
     real &= truth["mag_F555W"] < 26
     tx, ty = truth["x_centroid"][real], truth["y_centroid"][real]
-    d = np.hypot(tx[:, None] - found["x_centroid"][None],
-                 ty[:, None] - found["y_centroid"][None])
+    d = np.hypot(
+        tx[:, None] - found["x_centroid"][None], ty[:, None] - found["y_centroid"][None]
+    )
     recovered = d.min(axis=1) < 1.5
     assert recovered.mean() > 0.75  # 0.81 for this seed; misses are blends
     # photutils centroids of isolated compact objects sit on the truth positions
     single = real & np.isin(truth["subtype"], ["cluster", "star", "elongated"])
-    xs, ys = centroid_sources(data, truth["x_centroid"][single],
-                              truth["y_centroid"][single], box_size=5,
-                              centroid_func=centroid_2dg)
+    xs, ys = centroid_sources(
+        data,
+        truth["x_centroid"][single],
+        truth["y_centroid"][single],
+        box_size=5,
+        centroid_func=centroid_2dg,
+    )
     off = np.hypot(xs - truth["x_centroid"][single], ys - truth["y_centroid"][single])
     assert np.nanmedian(off) < 0.3
     assert np.mean(off < 1.0) > 0.85
@@ -173,8 +221,9 @@ def test_field_determinism():
     c, _ = simulate_field(seed=12, n_objects=5, shape=(64, 64))
     np.testing.assert_array_equal(a["F336W"].data, b["F336W"].data)
     np.testing.assert_array_equal(ta["x_centroid"], tb["x_centroid"])
-    assert not np.array_equal(np.nan_to_num(a["F336W"].data),
-                              np.nan_to_num(c["F336W"].data))
+    assert not np.array_equal(
+        np.nan_to_num(a["F336W"].data), np.nan_to_num(c["F336W"].data)
+    )
 
 
 def test_training_set_basic():
@@ -186,8 +235,9 @@ def test_training_set_basic():
     frac = np.bincount(ts.labels, minlength=5)[1:] / 400
     np.testing.assert_allclose(frac, [0.15, 0.18, 0.19, 0.48], atol=0.06)
     eq = make_training_set(400, 15, seed=4, class_balance="equal")
-    np.testing.assert_allclose(np.bincount(eq.labels, minlength=5)[1:] / 400, 0.25,
-                               atol=0.06)
+    np.testing.assert_allclose(
+        np.bincount(eq.labels, minlength=5)[1:] / 400, 0.25, atol=0.06
+    )
     # the object's light is at the centre: photutils centroids of class 1
     from photutils.centroids import centroid_2dg
 
@@ -196,8 +246,16 @@ def test_training_set_basic():
     true = np.column_stack([10 + ts.table["x_offset"], 10 + ts.table["y_offset"]])
     off = np.hypot(*(cen - true[ts.true_labels == 1]).T)
     assert np.median(off) < 0.3 and np.mean(off < 1) > 0.85
-    for col in ("cluster_class", "subtype", "distance", "mass", "age", "reff_pc",
-                "flux_F555W", "mag_F555W"):
+    for col in (
+        "cluster_class",
+        "subtype",
+        "distance",
+        "mass",
+        "age",
+        "reff_pc",
+        "flux_F555W",
+        "mag_F555W",
+    ):
         assert col in ts.table.colnames
 
 
@@ -212,7 +270,9 @@ def test_held_out_differs():
     base = make_training_set(300, 21, seed=1, distance=19.0)
     held = make_training_set(300, 21, seed=1, held_out=True)
     assert np.all(held.table["distance"] == 19.0)
-    assert np.median(held.table["background_v"]) > 2 * np.median(base.table["background_v"])
+    assert np.median(held.table["background_v"]) > 2 * np.median(
+        base.table["background_v"]
+    )
     assert held.meta["held_out"] is True
 
 
@@ -249,14 +309,16 @@ def test_draw_population_errors():
 
 def test_inject_adds_flux_where_truth_says():
     rng = np.random.default_rng(0)
-    base = {b: rng.normal(0, 0.01, (120, 120)).astype(np.float32) for b in DEFAULT_BANDS}
+    base = {
+        b: rng.normal(0, 0.01, (120, 120)).astype(np.float32) for b in DEFAULT_BANDS
+    }
     images = BandImages(base, unit="electron/s")
     new, truth = inject(images, n=6, classes=[1], seed=3, distance=5.0)
     assert len(truth) == 6 and set(truth["cluster_class"]) == {1}
     diff = new["F555W"].data - images["F555W"].data
     for row in truth:
         x, y = int(round(row["x_centroid"])), int(round(row["y_centroid"]))
-        box = diff[y - 12:y + 13, x - 12:x + 13]
+        box = diff[y - 12 : y + 13, x - 12 : x + 13]
         assert box.sum() == pytest.approx(row["flux_F555W"], rel=0.15, abs=0.3)
     # the input is untouched
     np.testing.assert_array_equal(images["F555W"].data, base["F555W"])

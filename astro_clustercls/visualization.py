@@ -7,6 +7,8 @@ inside the functions, which raise an ImportError naming it when it is missing.
 Every function returns the matplotlib `~matplotlib.figure.Figure` it drew on.
 """
 
+import textwrap
+
 import numpy as np
 
 from ._constants import CLASS_NAMES, CLASSES
@@ -283,13 +285,17 @@ def plot_cutout_gallery(cutouts, labels, *, n_per_class=6, bands=None,
             else:
                 ax.axis("off")
         n_class = int(np.sum(valid & (lab == c)))
-        axes[r, 0].set_ylabel(f"{class_names[r]}\n(n={n_class})", fontsize=7)
+        # horizontal, wrapped row labels: rotated ones overlap between rows
+        label = textwrap.fill(str(class_names[r]), 16)
+        axes[r, 0].set_ylabel(f"{label}\n(n={n_class})", fontsize=7, rotation=0,
+                              ha="right", va="center", labelpad=4)
         if members.size == 0:
             axes[r, 0].axis("on")
             axes[r, 0].set_xticks([])
             axes[r, 0].set_yticks([])
             axes[r, 0].text(0.5, 0.5, "none", ha="center", va="center",
                             transform=axes[r, 0].transAxes)
+    fig.subplots_adjust(left=0.2)
     shown = [bands[i] for i in idx]
     fig.suptitle("RGB = " + "/".join(shown) if len(shown) == 3 else shown[0],
                  fontsize=9)

@@ -15,6 +15,8 @@ traceback instead.
 """
 
 import argparse
+import os
+import re
 import sys
 import time
 import warnings
@@ -84,6 +86,54 @@ def _check_output(path, overwrite, option):
     if not path.parent.exists():
         raise OSError(f"{option}: directory {path.parent} does not exist")
     return path
+
+
+def _parse_hdu(value):
+    """``--hdu``: an index (``1``), a name (``SCI``) or ``NAME,VER`` (``SCI,2``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    name, sep, ver = text.partition(",")
+    if not sep:
+        return text
+    if not name.strip() or not re.fullmatch(r"\d+", ver.strip()):
+        raise ValueError("--hdu must be an extension index (1), name (SCI) or "
+                         f"NAME,VERSION (SCI,2), got {value!r}")
+    return (name.strip(), int(ver))
+
+
+def _write_outputs(result, out, regions, overwrite):
+    """
+    Write the table (and the regions) all or nothing.
+
+    Both are written under temporary names next to their targets and moved into
+    place only once both are complete, so an error or Ctrl-C while writing
+    leaves neither a partial file nor a table without its regions.
+    """
+    from .export import to_regions, write_table
+
+    targets = [p for p in (out, regions) if p is not None]
+    tag = f"{os.getpid()}.{time.monotonic_ns()}"
+    temps = [p.with_name(f".{p.name}.{tag}.part") for p in targets]
+    try:
+        write_table(result, temps[0], overwrite=True)
+        if regions is not None:
+            to_regions(result, filename=temps[1], overwrite=True)
+        for tmp, path in zip(temps, targets, strict=True):
+            if path.exists():
+                if not overwrite:
+                    raise OSError(f"{path} appeared while writing; pass --overwrite "
+                                  "to replace it")
+                os.chmod(tmp, path.stat().st_mode & 0o777)
+        for tmp, path in zip(temps, targets, strict=True):
+            os.replace(tmp, path)
+    except BaseException:  # also KeyboardInterrupt: leave no partial output
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    return targets
 
 
 def _skycol(value):
@@ -171,8 +221,10 @@ def add_classify_arguments(parser):
                         help="one FITS image per band, e.g. F275W=f275w_drc.fits ...; "
                              "or FILE alone to read the band from the FILTER keyword")
     parser.add_argument("--hdu", default=None,
-                        help="extension holding the image (default: SCI if present, "
-                             "else the first 2D HDU)")
+                        help="extension holding the image: a name (SCI), an index "
+                             "(1) or NAME,VERSION (SCI,2 for the second chip of an "
+                             "flt file); default: SCI if present, else the first 2D "
+                             "HDU")
     parser.add_argument("--sources", required=True, metavar="TABLE",
                         help="source table (ECSV, FITS, CSV...: e.g. photutils output)")
     parser.add_argument("--sources-format", default=None, metavar="FORMAT",
@@ -202,7 +254,6 @@ def add_classify_arguments(parser):
 def run_classify(args):
     """Classify the sources of a table on FITS images; write ECSV (+ regions)."""
     from .classify import ClusterClassifier  # noqa: F401 - fail early on import
-    from .export import to_regions, write_table
     from .images import BandImages
 
     out = _check_output(args.out, args.overwrite, "--out")
@@ -211,17 +262,13 @@ def run_classify(args):
     # options and weights first: a typo fails before large images are opened
     clf = _make_classifier(args, missing_bands=args.missing_bands,
                            confidence_threshold=args.confidence_threshold)
-    images = BandImages.from_files(files, hdu=args.hdu)
+    images = BandImages.from_files(files, hdu=_parse_hdu(args.hdu))
     sources = _read_sources(args.sources, args.sources_format)
     t0 = time.perf_counter()
     result = clf(sources, images, xcol=args.xcol, ycol=args.ycol,
                  skycol=_skycol(args.skycol), origin=args.origin)
     elapsed = time.perf_counter() - t0
-    write_table(result, out, overwrite=args.overwrite)
-    written = [str(out)]
-    if regions is not None:
-        to_regions(result, filename=regions, overwrite=args.overwrite)
-        written.append(str(regions))
+    written = [str(p) for p in _write_outputs(result, out, regions, args.overwrite)]
     meta = result.meta["astro_clustercls"]
     sha = meta.get("weights_sha256") or "unknown"
     print(f"{PROG}: classified {meta['n_classified']} of {len(result)} sources with "

@@ -20,6 +20,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
+from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
 __all__ = ["BandImages", "normalize_band_name", "parse_bunit"]
@@ -575,21 +576,59 @@ def _select_hdu(hdul, hdu, path):
                     f"(name, version) tuple, got {hdu!r}")
 
 
+#: first bytes of the compressed files astropy opens, and their readers
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+
+
+def _check_compressed_stream(path):
+    """
+    Read a compressed file to its end; raise an OSError if the stream is cut.
+
+    astropy stops silently where a truncated gzip/bzip2/xz stream ends, so the
+    extensions after the cut would just be missing (or partly zero).
+    """
+    with open(path, "rb") as f:
+        head = f.read(6)
+    kind = next((k for magic, k in _COMPRESSED if head.startswith(magic)), None)
+    if kind is None:
+        return
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    opener = {"gzip": gzip.open, "bz2": bz2.open, "lzma": lzma.open}[kind]
+    try:
+        with opener(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+        raise OSError(f"cannot read FITS file {path}: its {kind} stream is truncated "
+                      f"or corrupt ({exc})") from None
+
+
 def _read_band(path, *, hdu, memmap, dq_ignore, use_weight):
     """Read one band: CCDData (memmapped) and its bad-pixel source."""
     path = str(path)
     if not Path(path).is_file():
         raise OSError(f"FITS file not found: {path}")
-    try:
-        hdul = fits.open(path, memmap=memmap)
-    except (OSError, ValueError, TypeError, IndexError) as exc:
-        raise OSError(f"cannot read FITS file {path}: {exc}") from None
+    _check_compressed_stream(path)
     try:
         with warnings.catch_warnings():
             # a truncated or corrupt file only warns: make it an error here
             warnings.simplefilter("error", VerifyWarning)
+            warnings.filterwarnings("error", message="File may have been truncated",
+                                    category=AstropyUserWarning)
+            hdul = fits.open(path, memmap=memmap)
+    except (OSError, ValueError, TypeError, IndexError, AstropyUserWarning) as exc:
+        raise OSError(f"cannot read FITS file {path}: {exc}") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", VerifyWarning)
+            warnings.filterwarnings("error", message="File may have been truncated",
+                                    category=AstropyUserWarning)
             hdul.readall()
-    except (OSError, ValueError, TypeError, IndexError, VerifyWarning) as exc:
+    except (OSError, ValueError, TypeError, IndexError, AstropyUserWarning) as exc:
         hdul.close()
         raise OSError(f"cannot read FITS file {path}: {exc}") from None
     try:

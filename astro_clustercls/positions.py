@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
-from astropy.table import Table
+from astropy.table import Row, Table
 from astropy.utils.masked import Masked
 from astropy.wcs import NoConvergence
 
@@ -148,7 +148,7 @@ def _sky_to_pixel(coords, wcs, bad):
 
 
 def resolve_positions(positions, *, wcs=None, xcol=None, ycol=None, skycol=None,
-                      origin=0):
+                      origin=0, name="positions"):
     """
     Turn ``positions`` into 0-based pixel positions and a bad-row mask.
 
@@ -167,6 +167,9 @@ def resolve_positions(positions, *, wcs=None, xcol=None, ycol=None, skycol=None,
     origin : {0, 1}, optional
         Pixel convention of the input pixel positions: 1 for 1-based catalogs
         (FITS/IRAF/DS9 convention), converted to 0-based (default 0).
+    name : str, optional
+        The caller's name for ``positions``, used in error messages (e.g.
+        ``'sources'``; default ``'positions'``).
 
     Returns
     -------
@@ -251,12 +254,19 @@ def resolve_positions(positions, *, wcs=None, xcol=None, ycol=None, skycol=None,
 
     if xcol is not None or skycol is not None:
         raise ValueError("'xcol', 'ycol' and 'skycol' apply to table positions only")
+    expected = (f"{name!r} must be an (N, 2) array of (x, y), a SkyCoord or a Table, "
+                f"got {type(positions).__name__}")
+    if isinstance(positions, Row):
+        raise TypeError(f"{expected}: for one row, pass a one-row table, "
+                        "table[[i]] rather than table[i]")
+    if isinstance(positions, np.ndarray) and positions.dtype.names:
+        raise TypeError(f"{expected} with fields {positions.dtype.names}: wrap it in a "
+                        "table first, Table(array)")
     if isinstance(positions, (str, bytes, dict)) or positions is None:
-        raise TypeError("'positions' must be an (N, 2) array of (x, y), a SkyCoord or "
-                        f"a Table, got {type(positions).__name__}")
+        raise TypeError(expected)
     if isinstance(positions, u.Quantity) and positions.unit not in (
             u.pix, u.dimensionless_unscaled):
-        raise ValueError(f"'positions' has unit {positions.unit}; pixel positions must "
+        raise ValueError(f"{name!r} has unit {positions.unit}; pixel positions must "
                          "be in pixels")
     extra_mask = None
     if isinstance(positions, Masked):
@@ -267,8 +277,7 @@ def resolve_positions(positions, *, wcs=None, xcol=None, ycol=None, skycol=None,
     try:
         arr = np.ma.asarray(positions, dtype=float)
     except (TypeError, ValueError):
-        raise TypeError("'positions' must be an (N, 2) array of (x, y), a SkyCoord or "
-                        f"a Table, got {type(positions).__name__}") from None
+        raise TypeError(expected) from None
     if extra_mask is not None:
         arr = np.ma.masked_where(np.broadcast_to(extra_mask, arr.shape), arr)
     if arr.ndim == 1 and arr.shape[0] == 2:
@@ -276,7 +285,7 @@ def resolve_positions(positions, *, wcs=None, xcol=None, ycol=None, skycol=None,
     if arr.ndim == 1 and arr.shape[0] == 0:
         arr = arr.reshape(0, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"'positions' must have shape (N, 2) as (x, y) pairs, got "
+        raise ValueError(f"{name!r} must have shape (N, 2) as (x, y) pairs, got "
                          f"shape {arr.shape}")
     xy = np.ma.filled(arr, np.nan) - origin
     bad = ~np.all(np.isfinite(xy), axis=1)

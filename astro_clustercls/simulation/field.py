@@ -77,24 +77,8 @@ def paint_objects(shape, bands, comp, x, y, *, psfs=None, stamp=_STAMP):
     h = stamp // 2
     for lo in range(0, n, 256):
         hi = min(n, lo + 256)
-        sel = (comp.obj >= lo) & (comp.obj < hi)
-        asel = (comp.art_obj >= lo) & (comp.art_obj < hi)
-        sub = type(comp)(
-            obj=comp.obj[sel] - lo,
-            kind=comp.kind[sel],
-            dx=comp.dx[sel],
-            dy=comp.dy[sel],
-            size=comp.size[sel],
-            q=comp.q[sel],
-            theta=comp.theta[sel],
-            beta_idx=comp.beta_idx[sel],
-            flux=comp.flux[sel],
-            art_obj=comp.art_obj[asel] - lo,
-            art_band=comp.art_band[asel],
-            art_dx=comp.art_dx[asel],
-            art_dy=comp.art_dy[asel],
-            art_flux=comp.art_flux[asel],
-        )
+        objects = np.arange(n)
+        sub = comp.subset((objects >= lo) & (objects < hi))
         stamps = renderer.render(sub, hi - lo)
         for k in range(hi - lo):
             x0, y0 = ix[lo + k] - h, iy[lo + k] - h

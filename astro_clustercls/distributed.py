@@ -45,7 +45,7 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
-from astropy.table import QTable, Table, vstack
+from astropy.table import QTable, vstack
 
 from .utils._parameters import as_pair, validate_positive_int
 from .utils._progress_bars import add_progress_bar
@@ -581,9 +581,7 @@ def _split_options(kwargs):
 
 
 def _make_spec(model, weights, weights_path, options):
-    from .classify import _file_key
-
-    from .classify import _model_names
+    from .classify import _file_key, _model_names
     from .utils._parameters import validate_choice
 
     if not isinstance(model, str):
@@ -632,7 +630,7 @@ def _tile_overlap(size, tile_overlap):
     return tile_overlap
 
 
-def _prepare_tiles(fld, spec, runner, tile_size, tile_overlap, threads):
+def _prepare_tiles(fld, spec, runner, tile_size, size, overlap, threads):
     """
     Plan the tiles of one field and submit one task per tile with sources.
 
@@ -646,8 +644,6 @@ def _prepare_tiles(fld, spec, runner, tile_size, tile_overlap, threads):
     call = fld.call
     resolved = resolve_positions(sources, wcs=images.wcs,
                                  **{k: call[k] for k in _CALL_OPTIONS if k in call})
-    size = _cutout_size(spec)
-    overlap = _tile_overlap(size, tile_overlap)
     tiles = plan_tiles(images.shape, tile_size, overlap)
     # positions are sent to the tiles as ``corner + size / 2`` in the window's
     # pixels: make_cutouts finds the same corner from them with exact float
@@ -848,8 +844,9 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
     init_opts.setdefault("progress_bar", False)
     spec = _make_spec(model, weights, weights_path, init_opts)
     parsed = _parse_fields(fields, call_opts)
-    if tile_size is not None:
-        _tile_overlap(_cutout_size(spec), tile_overlap)  # fail early, not per field
+    if tile_size is not None:   # checked once, before any task
+        size = _cutout_size(spec)
+        overlap = _tile_overlap(size, tile_overlap)
 
     runner = _DaskRunner(client) if client is not None else _LocalRunner()
     results = [None] * len(parsed)
@@ -866,15 +863,17 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
         return error
 
     for fld in parsed:
-        if tile_size is None:
-            images = runner.put(fld.images) if _is_band_images(fld.images) \
-                else fld.images
-            key = runner.submit(_field_task, spec, fld.sources, images, fld.call,
-                                threads)
-            owners[key] = (fld.index, None, None)
-            continue
         try:
-            plan = _prepare_tiles(fld, spec, runner, tile_size, tile_overlap, threads)
+            if tile_size is None:
+                # paths travel as they are; in-memory images are sent once
+                images = fld.images if _is_path_images(fld.images) \
+                    else runner.put(fld.images)
+                key = runner.submit(_field_task, spec, fld.sources, images, fld.call,
+                                    threads)
+                owners[key] = (fld.index, None, None)
+                continue
+            plan = _prepare_tiles(fld, spec, runner, tile_size, size, overlap,
+                                  threads)
         except Exception as exc:  # noqa: BLE001 - reported per field
             results[fld.index] = fail(fld, exc, traceback.format_exc())
             continue
@@ -886,6 +885,8 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
     caught = {}       # field index -> [(category, message)]
     where = {}        # field index -> [worker address]
     for key, value in runner.results(progress_bar, raise_errors):
+        if key not in owners:            # a task of a field that failed to plan
+            continue
         index, tile, rows = owners[key]
         fld = parsed[index]
         if results[index] is not None:   # the field already failed
@@ -971,7 +972,11 @@ def classify_mosaic(sources, images, *, tile_size=4096, tile_overlap=None, clien
         The mosaic.
     tile_size : int or tuple of 2 int, optional
         Tile cores in pixels, ``(ny, nx)`` (default 4096).
-    tile_overlap, client, model, weights, weights_path, batch_size, cutout_size, threads_per_worker, progress_bar, **classifier_kwargs
+    tile_overlap, client, model, weights, weights_path : optional
+        See `classify_fields`.
+    batch_size, cutout_size, threads_per_worker, progress_bar : optional
+        See `classify_fields`.
+    **classifier_kwargs
         See `classify_fields`.
 
     Returns

@@ -375,12 +375,22 @@ def _read_empty_multidim(filename):
     if not shapes:
         return None
     fixed = []
-    for ln in lines:
-        for name, (dtype, _) in shapes.items():
-            if ln.startswith("# - {") and f"name: {name}," in ln:
-                ln = re.sub(r"datatype: string, subtype: '?[a-z0-9]+\[[0-9,]+\]'?",
-                            f"datatype: {dtype}", ln)
-        fixed.append(ln)
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        i += 1
+        name = next((n for n in shapes
+                     if ln.startswith("# - {") and f"name: {n}," in ln), None)
+        if name is None:
+            fixed.append(ln)
+            continue
+        # a long entry (e.g. with a description) is folded over several lines
+        while (not ln.rstrip().endswith("}") and i < len(lines)
+               and lines[i].startswith("#  ")):
+            ln = f"{ln.rstrip()} {lines[i][1:].strip()}"
+            i += 1
+        ln = ln.replace("datatype: string", f"datatype: {shapes[name][0]}", 1)
+        fixed.append(re.sub(r",\s*subtype: '?[a-z0-9]+\[[0-9,]+\]'?", "", ln))
     table = QTable.read("\n".join(fixed) + "\n", format="ascii.ecsv")
     for name, (dtype, shape) in shapes.items():
         old = table[name]

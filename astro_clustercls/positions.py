@@ -74,6 +74,8 @@ def _mask_of(col, n):
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim == 0:
         return np.full(n, bool(mask))
+    if n == 0:  # reshape(0, -1) is ambiguous
+        return np.zeros(0, bool)
     return np.array(mask.reshape(n, -1).any(axis=1), dtype=bool)
 
 

@@ -12,12 +12,12 @@ cutouts is saved as a safetensors file. The fields are then classified
 * on a ``distributed.LocalCluster`` of 1 and of 2 worker processes with 1
   thread each (each worker reads its own FITS files, memory-mapped).
 
-Each cluster runs the fields twice: the first ("cold") run includes starting
-the worker processes' torch and loading the network; the fastest of the next
-``--repeat`` ("warm") runs is the throughput of a running cluster (the
-in-process baseline is also the fastest of ``--repeat`` runs). Every result is checked to be identical
-to the in-process one. Sources per second and the 2-worker / 1-worker ratio
-are printed.
+Each cluster runs the fields 1 + ``--repeat`` times: the first ("cold") run
+includes starting the worker processes' torch and loading the network; the
+fastest of the next ``--repeat`` ("warm") runs is the throughput of a running
+cluster (the in-process baseline is also the fastest of ``--repeat`` runs).
+Every result is checked to be identical to the in-process one. Sources per
+second and the 2-worker / 1-worker ratio are printed.
 
 Run::
 
@@ -29,8 +29,9 @@ Run::
 Dask starts its worker processes with ``MALLOC_TRIM_THRESHOLD_=65536`` (to
 return freed memory to the system). That also turns off glibc's adaptive mmap
 threshold, so every large numpy/torch buffer of a batch is mapped and
-page-faulted afresh: on CPU, inference in a worker then runs up to ~2x slower
-than in a plain process. ``--no-malloc-trim`` starts the workers without it.
+page-faulted afresh, which slows CPU inference in the workers several times
+(563 against 2624 sources/s for one worker on our shared 2-core machine).
+``--no-malloc-trim`` starts the workers without it.
 """
 
 import argparse
@@ -80,7 +81,7 @@ def write_weights(path, size):
 
 
 def same(results, reference):
-    for a, b in zip(results, reference):
+    for a, b in zip(results, reference, strict=True):
         if not (np.array_equal(a["class_prob"], b["class_prob"], equal_nan=True)
                 and np.array_equal(a["classify_flags"], b["classify_flags"])):
             return False
@@ -121,8 +122,8 @@ def main():
         print(f"{args.fields} simulated fields of {args.shape}x{args.shape} px x 5 "
               f"bands, {n_sources} sources, {args.size}-px cutouts, ResNet18 "
               f"(made in {time.perf_counter() - t0:.1f} s)")
-        print(f"machine: {os.cpu_count()} CPU cores, load average "
-              f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) at start")
+        print(f"machine: {os.cpu_count()} CPU cores, load average {load[0]:.1f} / "
+              f"{load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) at start")
         kwargs = {"weights_path": weights, "device": "cpu"}
 
         local = np.inf

@@ -48,8 +48,11 @@ def _dev_manifest_entry(model, path, *, n_test=400, seed=0):
     from astro_clustercls._constants import CLASS_NAMES
     from astro_clustercls.experiments import heldout_report, predict_probs
     from astro_clustercls.models import file_sha256, get_model, read_weights_meta
-    from astro_clustercls.simulation import (HELD_OUT_GALAXY, SIMULATOR_VERSION,
-                                             make_training_set)
+    from astro_clustercls.simulation import (
+        HELD_OUT_GALAXY,
+        SIMULATOR_VERSION,
+        make_training_set,
+    )
 
     meta = read_weights_meta(path)
     net = get_model(model, weights_path=path)
@@ -68,8 +71,8 @@ def _dev_manifest_entry(model, path, *, n_test=400, seed=0):
                  "heldout_galaxy": dict(HELD_OUT_GALAXY)})
     meta = json.loads(json.dumps(meta))  # as the manifest stores it
     sha = file_sha256(path)
-    return {"model": model, "member": "DEV", "path": f"{model}-DEV-{sha[:8]}.safetensors",
-            "sha256": sha, "meta": meta}
+    return {"model": model, "member": "DEV",
+            "path": f"{model}-DEV-{sha[:8]}.safetensors", "sha256": sha, "meta": meta}
 
 
 @contextlib.contextmanager

@@ -22,8 +22,13 @@ import astro_clustercls
 from astro_clustercls import BandImages
 from astro_clustercls import distributed as acd
 from astro_clustercls.classify import ClusterClassifier
-from astro_clustercls.distributed import (FieldError, Tile, classify_fields,
-                                          classify_mosaic, plan_tiles)
+from astro_clustercls.distributed import (
+    FieldError,
+    Tile,
+    classify_fields,
+    classify_mosaic,
+    plan_tiles,
+)
 from astro_clustercls.flags import FLAGS
 from astro_clustercls.simulation import simulate_field
 from astro_clustercls.utils._optional_deps import HAS_DISTRIBUTED
@@ -221,7 +226,7 @@ def test_fields_on_cluster_match_single_process(client, fields, reference,
                               device="cpu")
     assert len(results) == 3
     workers = set(client.scheduler_info()["workers"])
-    for i, (result, expected) in enumerate(zip(results, reference)):
+    for i, (result, expected) in enumerate(zip(results, reference, strict=True)):
         assert_same_table(result, expected)
         meta = result.meta["astro_clustercls"]
         assert meta["field_index"] == i

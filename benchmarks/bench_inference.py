@@ -1,0 +1,205 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Benchmark: end-to-end `ClusterClassifier` against a plain torchvision forward.
+
+On one simulated field (``simulate_field``, 3000 objects on 2048x2048 5-band
+images by default) it times, in the same process:
+
+* the baseline: the same ResNet18 (torchvision, 5 input bands) in float32 NCHW,
+  batch 256, on cutouts made and normalised beforehand (forward pass only);
+* the classifier end to end (positions -> cutouts -> normalisation -> network
+  -> table), default settings (channels_last, bf16 autocast where the CPU has
+  native bf16, cutouts of the next chunk made in a background thread);
+* the forward pass alone in each mode: fp32 NCHW, fp32 channels_last,
+  channels_last + bf16 autocast (images per second);
+
+and reports the speed ratio (goal >= 2x) and how often the default path's
+labels agree with the float32 path's (goal >= 99.5 %). torch.compile can be
+tried with ``--compile`` (it is not used by the package: see the README).
+
+Run from the repository root::
+
+    python benchmarks/bench_inference.py             # ~2 min on 2 cores
+    python benchmarks/bench_inference.py --n 1000 --shape 1024 --repeat 2
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+from astro_clustercls import make_cutouts
+from astro_clustercls.classify import ClusterClassifier
+from astro_clustercls.models import get_model
+from astro_clustercls.preprocessing import normalize
+from astro_clustercls.simulation import simulate_field
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine():
+    """One line describing the machine, the software and the current load."""
+    import torch
+
+    from astro_clustercls.classify import _cpu_has_native_bf16
+
+    try:
+        load = "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        load = "load average n/a"
+    gpu = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
+    return (f"{_cpu_model()}, {os.cpu_count()} cores, native bf16: "
+            f"{_cpu_has_native_bf16()}, {gpu}; torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), python "
+            f"{platform.python_version()}; {load}")
+
+
+def best_time(func, repeat):
+    """The shortest of ``repeat`` wall-clock timings of ``func()``, and its result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = func()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def default_weights():
+    """The dev weights file if present (``ASTRO_CLUSTERCLS_WEIGHTS`` overrides)."""
+    path = os.environ.get("ASTRO_CLUSTERCLS_WEIGHTS",
+                          "/work/dev_weights/resnet18-dev.safetensors")
+    return path if os.path.exists(path) else None
+
+
+def forward_rate(net, x, *, channels_last, bf16, batch_size, repeat):
+    """Images per second of the bare forward pass, and the probabilities."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net.to(memory_format=fmt)
+
+    def run():
+        out = []
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                    enabled=bf16):
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size].contiguous(memory_format=fmt)
+                out.append(torch.softmax(net(xb).float(), dim=1))
+        return torch.cat(out).numpy()
+
+    run()  # warm-up (oneDNN primitive creation)
+    seconds, probs = best_time(run, repeat)
+    return len(x) / seconds, seconds, probs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=3000, help="objects (default 3000)")
+    parser.add_argument("--shape", type=int, default=2048, help="image side (2048)")
+    parser.add_argument("--repeat", type=int, default=3, help="timings, best kept")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--weights", default=default_weights(),
+                        help="weights file (default: the dev weights, else bundled)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile (inductor) of the bf16 path")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    t0 = time.perf_counter()
+    images, truth = simulate_field(seed=args.seed, n_objects=args.n,
+                                   shape=(args.shape, args.shape))
+    sim_s = time.perf_counter() - t0
+    source = {"weights_path": args.weights} if args.weights else {}
+    fast = ClusterClassifier("resnet18", device="cpu", batch_size=args.batch_size,
+                             **source)
+    ref = ClusterClassifier("resnet18", device="cpu", batch_size=args.batch_size,
+                            precision="fp32", **source)
+    size = fast.cutout_size
+    print(f"machine : {machine()}")
+    print(f"input   : simulated field {args.shape}x{args.shape} x 5 bands, "
+          f"{len(truth)} objects ({sim_s:.0f} s to simulate), {size}x{size} cutouts, "
+          f"weights {os.path.basename(args.weights) if args.weights else 'bundled'}, "
+          f"batch {args.batch_size}, default precision {fast.precision}")
+
+    # the baseline's inputs: the same cutouts, made and normalised beforehand
+    stack = make_cutouts(images.select(list(fast.bands)), truth, size)
+    keep = stack.usable & np.isfinite(stack.data).reshape(len(stack), -1).any(axis=1)
+    x = torch.from_numpy(normalize(stack.data[keep], fast.normalization))
+    net = get_model("resnet18", **({"weights_path": args.weights} if args.weights
+                                   else {"weights": "DEFAULT"}))
+    net.eval()
+
+    modes = {}
+    for name, cl, bf16 in [("fp32 NCHW", False, False),
+                           ("fp32 channels_last", True, False),
+                           ("bf16 channels_last", True, True)]:
+        modes[name] = forward_rate(net, x, channels_last=cl, bf16=bf16,
+                                   batch_size=args.batch_size, repeat=args.repeat)
+    base_rate, base_s, base_probs = modes["fp32 NCHW"]
+
+    fast(truth, images)  # warm-up
+    fast_s, result = best_time(lambda: fast(truth, images), args.repeat)
+    ref_s, result32 = best_time(lambda: ref(truth, images), args.repeat)
+    n_cls = int(np.count_nonzero(~result["cluster_class"].mask))
+
+    for name, (rate, seconds, _) in modes.items():
+        print(f"forward {name:<20s}: {rate:8.0f} img/s  ({seconds:.2f} s)")
+    print(f"classifier end to end ({fast.precision}, channels_last): "
+          f"{n_cls / fast_s:8.0f} img/s  ({fast_s:.2f} s, cutouts + normalisation "
+          "+ network + table)")
+    print(f"classifier end to end (fp32, channels_last): {n_cls / ref_s:8.0f} img/s "
+          f" ({ref_s:.2f} s)")
+    print(f"speed ratio, classifier end to end / plain fp32 NCHW forward: "
+          f"{base_s / fast_s:.2f}x  (goal >= 2x)")
+    print(f"speed ratio, forward bf16 channels_last / fp32 NCHW: "
+          f"{modes['bf16 channels_last'][0] / base_rate:.2f}x; fp32 channels_last / "
+          f"fp32 NCHW: {modes['fp32 channels_last'][0] / base_rate:.2f}x")
+
+    ok = ~result32["cluster_class"].mask
+    agree = np.mean(result["cluster_class"][ok] == result32["cluster_class"][ok])
+    dp = np.nanmax(np.abs(np.asarray(result["class_prob"])
+                          - np.asarray(result32["class_prob"])))
+    fp32_vs_plain = np.abs(np.asarray(result32["class_prob"])[ok] - base_probs).max()
+    print(f"labels {fast.precision} vs fp32: {100 * agree:.2f} % agree on "
+          f"{int(ok.sum())} objects ({int(round((1 - agree) * ok.sum()))} differ); "
+          f"max |dp| = {dp:.4f}  (goal >= 99.5 %)")
+    print(f"classifier fp32 vs plain forward: max |dp| = {fp32_vs_plain:.1e}")
+    if fast.precision != "fp32":
+        acc = {p: np.mean(r["cluster_class"][ok] == truth["cluster_class"][ok])
+               for p, r in ((fast.precision, result), ("fp32", result32))}
+        print("accuracy against the simulated truth: " + ", ".join(
+            f"{p} {100 * a:.1f} %" for p, a in acc.items()))
+
+    if args.compile:
+        net.to(memory_format=torch.channels_last)
+        t0 = time.perf_counter()
+        compiled = torch.compile(net)
+        xb = x[:args.batch_size].contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            compiled(xb)
+        start_s = time.perf_counter() - t0
+        c_rate, _, _ = forward_rate(compiled, x, channels_last=True, bf16=True,
+                                    batch_size=args.batch_size, repeat=args.repeat)
+        e_rate, _, _ = forward_rate(net, x, channels_last=True, bf16=True,
+                                    batch_size=args.batch_size, repeat=args.repeat)
+        print(f"torch.compile (inductor) bf16 channels_last: {c_rate:.0f} img/s vs "
+              f"eager {e_rate:.0f} img/s ({c_rate / e_rate:.2f}x) after "
+              f"{start_s:.0f} s of compilation")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -462,9 +462,160 @@ def _gallery(result, images, clf, path):
 # the parser and main
 # ---------------------------------------------------------------------------
 #: name -> (add_arguments(parser), run(args) -> exit status)
+# ---------------------------------------------------------------------------
+# simulate
+# ---------------------------------------------------------------------------
+def add_simulate_arguments(parser):
+    parser.add_argument("--outdir", required=True, metavar="DIR",
+                        help="directory for one FITS file per band and truth.ecsv")
+    parser.add_argument("--seed", type=int, default=0, help="simulation seed")
+    parser.add_argument("--n-objects", type=int, default=300, metavar="N",
+                        help="objects to simulate (default 300)")
+    parser.add_argument("--shape", type=int, nargs=2, default=(1024, 1024),
+                        metavar=("NY", "NX"), help="image shape (default 1024 1024)")
+    parser.add_argument("--distance", type=float, default=10.0, metavar="MPC",
+                        help="galaxy distance in Mpc (default 10)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing files")
+
+
+def run_simulate(args):
+    """Simulate a five-band HST field with true classes; write FITS + truth table."""
+    from .export import write_table
+    from .simulation import simulate_field
+
+    outdir = Path(args.outdir).expanduser()
+    outdir.mkdir(parents=True, exist_ok=True)
+    truth_path = _check_output(outdir / "truth.ecsv", args.overwrite, "--outdir")
+    images, truth = simulate_field(seed=args.seed, n_objects=args.n_objects,
+                                   shape=tuple(args.shape), distance=args.distance)
+    paths = images.write(outdir, pattern="{band}_sim.fits", overwrite=args.overwrite)
+    write_table(truth, truth_path, overwrite=args.overwrite)
+    counts = ", ".join(f"class {c}: {int((truth['cluster_class'] == c).sum())}"
+                       for c in (1, 2, 3, 4))
+    print(f"{PROG}: simulated {len(truth)} objects ({counts}) at {args.distance} Mpc "
+          f"on {args.shape[0]}x{args.shape[1]} px")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}, {truth_path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# train (fine-tune on a labelled catalog) and evaluate
+# ---------------------------------------------------------------------------
+def _add_labelled_arguments(parser):
+    parser.add_argument("--images", nargs="+", required=True, metavar="BAND=FILE",
+                        help="one FITS image per band (BAND=FILE, or FILE with a "
+                             "FILTER keyword)")
+    parser.add_argument("--sources", required=True, metavar="TABLE",
+                        help="labelled source table (ECSV, FITS, ...)")
+    parser.add_argument("--sources-format", default=None, metavar="FORMAT")
+    parser.add_argument("--label-col", default="cluster_class",
+                        help="column of the true classes 1-4 (default cluster_class)")
+    pos = parser.add_argument_group("positions")
+    pos.add_argument("--xcol", default=None)
+    pos.add_argument("--ycol", default=None)
+    pos.add_argument("--skycol", default=None)
+    pos.add_argument("--origin", type=int, choices=(0, 1), default=0)
+
+
+def add_train_arguments(parser):
+    _add_labelled_arguments(parser)
+    parser.add_argument("--model", default="resnet18",
+                        help="network: resnet18 (default) or vgg19_bn")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--weights", default="DEFAULT",
+                       help="bundled weights to start from (default DEFAULT)")
+    start.add_argument("--weights-path", default=None, metavar="FILE",
+                       help="start from this checkpoint instead")
+    parser.add_argument("--out", required=True, metavar="FILE.safetensors",
+                        help="where to write the fine-tuned weights")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default=None, metavar="DIR",
+                        help="checkpoint and per-epoch ECSV log (resumable)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the checkpoint in --workdir")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def run_train(args):
+    """Fine-tune a network on a labelled catalog; write safetensors weights."""
+    from .images import BandImages
+    from .models import get_model
+    from .training import fine_tune
+
+    out = _check_output(args.out, args.overwrite, "--out")
+    model = get_model(args.model, weights=None if args.weights_path else args.weights,
+                      weights_path=args.weights_path)
+    images = BandImages.from_files(_parse_images(args.images))
+    sources = _read_sources(args.sources, args.sources_format)
+    kwargs = {}
+    if args.workdir:
+        workdir = Path(args.workdir).expanduser()
+        workdir.mkdir(parents=True, exist_ok=True)
+        kwargs.update(checkpoint=workdir / "checkpoint.pt", log=workdir / "history.ecsv",
+                      resume=args.resume and (workdir / "checkpoint.pt").exists())
+    result = fine_tune(model, sources, images, label_col=args.label_col,
+                       epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                       val_fraction=args.val_fraction, seed=args.seed,
+                       device=args.device, progress_bar=args.progress,
+                       xcol=args.xcol, ycol=args.ycol, skycol=_skycol(args.skycol),
+                       origin=args.origin, **kwargs)
+    sha = result.save(out)
+    print(f"{PROG}: best epoch {result.best_epoch} of {len(result.history)} "
+          f"(validation loss {result.best_val_loss:.3f}); wrote {out} (sha256 "
+          f"{sha[:12]}); classify with --weights-path {out}")
+    return 0
+
+
+def add_evaluate_arguments(parser):
+    _add_labelled_arguments(parser)
+    _add_classifier_options(parser)
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="write the per-class report as ECSV")
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def run_evaluate(args):
+    """Classify a labelled catalog and report per-class accuracy vs the paper."""
+    from .images import BandImages
+    from .metrics import compare_with_paper, evaluate
+
+    out = _check_output(args.out, args.overwrite, "--out")
+    clf = _make_classifier(args)
+    images = BandImages.from_files(_parse_images(args.images))
+    sources = _read_sources(args.sources, args.sources_format)
+    report = evaluate(clf, sources, images, label_col=args.label_col, xcol=args.xcol,
+                      ycol=args.ycol, skycol=_skycol(args.skycol), origin=args.origin)
+    print(f"{PROG}: evaluated {report.meta['n_evaluated']} labelled sources "
+          f"(overall accuracy {report.meta['overall_accuracy']:.3f})")
+    comparison = compare_with_paper(report)
+    for table in (report, comparison):
+        for name in table.colnames:
+            if table[name].dtype.kind == "f":
+                table[name].info.format = ".3f"
+    report.pprint(max_width=-1)
+    print("\nagainst Wei et al. 2020 (NGC 1559) and human consistency:")
+    comparison.pprint(max_width=-1)
+    if out is not None:
+        from .export import write_table
+
+        write_table(report, out, overwrite=args.overwrite)
+        print(f"wrote {out}")
+    return 0
+
+
 SUBCOMMANDS = {
     "classify": (add_classify_arguments, run_classify),
     "demo": (add_demo_arguments, run_demo),
+    "simulate": (add_simulate_arguments, run_simulate),
+    "train": (add_train_arguments, run_train),
+    "evaluate": (add_evaluate_arguments, run_evaluate),
 }
 
 

@@ -113,6 +113,19 @@ def parse_bunit(bunit):
             return None
 
 
+def _bunit_string(unit):
+    """A BUNIT value that `parse_bunit` reads back (HST spelling for e-/s)."""
+    if unit is None:
+        return ""
+    for text, alias in _BUNIT_ALIASES.items():
+        if unit == alias:
+            return text
+    try:
+        return unit.to_string("fits")
+    except ValueError:
+        return unit.to_string()
+
+
 def _as_ccddata(band, value, wcs, unit):
     """Turn one band's value into CCDData without copying its data."""
     if isinstance(value, CCDData):
@@ -338,6 +351,51 @@ class BandImages(Mapping):
         new._badpix = {b: self._badpix[b] for b in names if b in self._badpix}
         new.wcs_tolerance = self.wcs_tolerance
         return new
+
+    # -- output ------------------------------------------------------------
+    def write(self, directory, *, pattern="{band}.fits", overwrite=False):
+        """
+        Write one FITS file per band (image, unit as BUNIT, WCS, FILTER keyword).
+
+        Parameters
+        ----------
+        directory : path-like
+            Existing directory to write into.
+        pattern : str, optional
+            File name pattern; ``{band}`` is the lower-case band name
+            (default ``'{band}.fits'``).
+        overwrite : bool, optional
+            Replace existing files (default False: OSError if one exists).
+
+        Returns
+        -------
+        dict
+            Band → path written, ready for `from_files`.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from astro_clustercls import BandImages
+        >>> images = BandImages({'F555W': np.ones((4, 4))}, unit='electron/s')
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     paths = images.write(tmp)
+        ...     BandImages.from_files(paths).bands
+        ('F555W',)
+        """
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise OSError(f"'directory' {directory} is not an existing directory")
+        paths = {}
+        for band, ccd in self._images.items():
+            path = directory / pattern.format(band=band.lower())
+            header = ccd.wcs.to_header() if ccd.wcs is not None else fits.Header()
+            header["FILTER"] = band
+            header["BUNIT"] = _bunit_string(ccd.unit)
+            fits.PrimaryHDU(np.asarray(ccd.data), header).writeto(path,
+                                                                  overwrite=overwrite)
+            paths[band] = path
+        return paths
 
     # -- constructors ------------------------------------------------------
     @classmethod

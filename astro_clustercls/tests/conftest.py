@@ -106,3 +106,23 @@ def hst_writer():
 @pytest.fixture
 def arrays_factory():
     return make_arrays
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """
+    An untrained 5-band ResNet18 saved as safetensors with the meta a classifier
+    needs (15-px cutouts, asinh-v1): for tests of the code paths, never of accuracy.
+    """
+    import torch
+
+    from astro_clustercls._constants import DEFAULT_BANDS
+    from astro_clustercls.models import build_network, save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny-resnet18.safetensors"
+    meta = {"architecture": "resnet18", "bands": list(DEFAULT_BANDS),
+            "cutout_size": 15, "normalization": "asinh-v1",
+            "notes": "random weights, test only"}
+    save_weights(build_network("resnet18", n_bands=5).eval(), path, meta)
+    return path

@@ -266,3 +266,45 @@ def test_memmapped_pages_released(weights_file, mosaic, tmp_path, monkeypatch):
                                atol=1e-6)
     # in-memory arrays have nothing to release
     assert classify_module._mapped_buffers([images["F555W"].data]) == []
+
+
+def test_chunk_bounds():
+    ys = np.array([0.0, 1.0, 2.0, 10.0, 11.0, 30.0, 31.0, 32.0, 33.0, np.nan, np.nan])
+    bounds = classify_module._chunk_bounds(ys, 3)
+    assert bounds == [(0, 3), (3, 6), (6, 9), (9, 11)]
+    # with a span of 5 rows, a chunk also stops where y moves on
+    bounds = classify_module._chunk_bounds(ys, 3, span=5)
+    assert bounds == [(0, 3), (3, 5), (5, 8), (8, 9), (9, 11)]
+    covered = np.concatenate([np.arange(a, b) for a, b in bounds])
+    np.testing.assert_array_equal(covered, np.arange(len(ys)))
+    assert classify_module._chunk_bounds(np.zeros(0), 3, span=5) == []
+
+
+def test_span_limits_chunks_of_mapped_images(weights_file, mosaic, tmp_path,
+                                              monkeypatch):
+    """Large memory-mapped images get chunks spanning a bounded band of rows."""
+    images, xy = mosaic
+    files = {}
+    for band in images.bands:
+        files[band] = tmp_path / f"{band}.fits"
+        fits.writeto(files[band], images[band].data.astype(">f4"))
+    mapped = BandImages.from_files(files)
+    calls = []
+    real = classify_module.make_cutouts
+
+    def spy(images, positions, size, **kwargs):
+        calls.append(np.asarray(positions)[:, 1])
+        return real(images, positions, size, **kwargs)
+
+    row_bytes = 4 * images.shape[1] * len(DEFAULT_BANDS)
+    monkeypatch.setattr(classify_module, "_RELEASE_MIN_BYTES", 0)
+    monkeypatch.setattr(classify_module, "_SPAN_BYTES", 100 * row_bytes)
+    monkeypatch.setattr(classify_module, "make_cutouts", spy)
+    clf = classifier(weights_file, precision="fp32")
+    result = clf(xy, mapped)
+    assert len(calls) > 1
+    assert all(np.ptp(y) < 100 for y in calls)
+    assert sum(len(y) for y in calls) == len(xy)
+    monkeypatch.setattr(classify_module, "make_cutouts", real)
+    np.testing.assert_allclose(result["class_prob"], clf(xy, images)["class_prob"],
+                               atol=1e-6)

@@ -447,21 +447,7 @@ def _field_task(spec, sources, images, call, threads):
 
 def _window_images(images, tile):
     """A `BandImages` over the window of ``tile`` (views: nothing is read)."""
-    from astropy.nddata import CCDData
-
-    from .images import BandImages
-
-    sy, sx = tile.slices
-    new = BandImages({b: CCDData(images[b].data[sy, sx], unit=images[b].unit,
-                                 copy=False) for b in images.bands},
-                     check_grid=False)
-    # bad pixels (mask, DQ, drizzle weight) are windowed the same way
-    for band in images.bands:
-        source = images.bad_pixel_source(band)
-        if source is not None:
-            kind, array, ignore = source
-            new._badpix[band] = (kind, array[sy, sx], ignore)
-    return new
+    return images.window(*tile.slices)
 
 
 def _tile_task(spec, images, tile, xy, call, threads):

@@ -352,6 +352,40 @@ class BandImages(Mapping):
         new.wcs_tolerance = self.wcs_tolerance
         return new
 
+    def window(self, yslice, xslice):
+        """
+        A `BandImages` over a rectangular window of the grid (views: nothing read).
+
+        Data, masks, DQ and weight maps are sliced alike, and each band's WCS
+        is sliced too, so sky positions stay right in the window.
+
+        Parameters
+        ----------
+        yslice, xslice : slice
+            Python slices (step 1) along the y (rows) and x (columns) axes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astro_clustercls import BandImages
+        >>> images = BandImages({'F555W': np.arange(20.0).reshape(4, 5)})
+        >>> images.window(slice(1, 3), slice(2, 5))['F555W'].data
+        array([[ 7.,  8.,  9.],
+               [12., 13., 14.]])
+        """
+        for name, sl in (("yslice", yslice), ("xslice", xslice)):
+            if not isinstance(sl, slice) or sl.step not in (None, 1):
+                raise TypeError(f"{name!r} must be a slice with step 1, got {sl!r}")
+        images = {}
+        for band, ccd in self._images.items():
+            wcs = ccd.wcs[yslice, xslice] if ccd.wcs is not None else None
+            images[band] = CCDData(ccd.data[yslice, xslice], unit=ccd.unit, wcs=wcs,
+                                   meta=ccd.meta, copy=False)
+        new = BandImages(images, check_grid=False, wcs_tolerance=self.wcs_tolerance)
+        new._badpix = {b: (kind, array[yslice, xslice], ignore)
+                       for b, (kind, array, ignore) in self._badpix.items()}
+        return new
+
     # -- output ------------------------------------------------------------
     def write(self, directory, *, pattern="{band}.fits", overwrite=False):
         """

@@ -365,3 +365,33 @@ def test_files_stay_usable_after_gc(tmp_path, hst_writer):
         del images
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_window_keeps_bad_pixels_and_wcs(tmp_path):
+    from astropy.wcs import WCS
+
+    from astro_clustercls import make_cutouts
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [20.0, 15.0]
+    wcs.wcs.cdelt = [-1.1e-5, 1.1e-5]
+    data = np.arange(30 * 40, dtype=np.float32).reshape(30, 40)
+    mask = np.zeros_like(data, dtype=bool)
+    mask[12, 25] = True
+    images = BandImages({"F555W": CCDData(data, unit="electron/s", wcs=wcs, mask=mask)})
+    win = images.window(slice(10, 20), slice(20, 35))
+    assert win.shape == (10, 15)
+    np.testing.assert_array_equal(win["F555W"].data, data[10:20, 20:35])
+    # the same sky position maps to the same pixel, shifted by the window corner
+    sky = images.wcs.pixel_to_world(26.0, 13.0)
+    x, y = win.wcs.world_to_pixel(sky)
+    assert abs(float(x) - 6.0) < 1e-6 and abs(float(y) - 3.0) < 1e-6
+    # a cutout over the masked pixel is flagged MASKED in both, with equal pixels
+    full = make_cutouts(images, [(25.0, 12.0)], 3)
+    part = make_cutouts(win, [(5.0, 2.0)], 3)
+    np.testing.assert_array_equal(full.data, part.data)
+    assert full.flags[0] == part.flags[0] and full.flags[0] & 8
+    with pytest.raises(TypeError, match="'xslice'"):
+        images.window(slice(0, 5), slice(0, 10, 2))

@@ -28,14 +28,6 @@ BLOBS = [(30.0, 40.0), (64.0, 64.0), (100.0, 25.0), (20.0, 100.0), (90.0, 95.0),
          (45.0, 75.0), (110.0, 60.0)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _wcs():
     w = WCS(naxis=2)
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]

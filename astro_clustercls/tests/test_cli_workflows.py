@@ -11,14 +11,6 @@ from astro_clustercls.export import read_table
 from astro_clustercls.models import get_model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     outdir = tmp_path_factory.mktemp("sim")

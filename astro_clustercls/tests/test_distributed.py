@@ -90,18 +90,6 @@ def _write_field(directory, seed):
     return str(table_path), paths
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One torch thread in this process: the machine is shared, and results do
-    not depend on it."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def weights_path(tmp_path_factory):
     import torch

@@ -10,8 +10,12 @@ import pytest
 import torch
 
 from astro_clustercls import experiments
-from astro_clustercls.experiments import (BUNDLED_RECIPES, heldout_report,
-                                          predict_probs, train_bundled)
+from astro_clustercls.experiments import (
+    BUNDLED_RECIPES,
+    heldout_report,
+    predict_probs,
+    train_bundled,
+)
 from astro_clustercls.models import _api, get_model, get_model_weights
 
 TINY = replace(BUNDLED_RECIPES["resnet18"], cutout_size=15, n_train=96, n_val=48,
@@ -64,7 +68,7 @@ def test_train_bundled_tiny_is_reproducible_and_registers(tmp_path, registry):
     res2, _ = train_bundled("resnet18", seed=3, workdir=tmp_path / "b",
                             recipe=TINY, progress_bar=False)
     for (k, v1), v2 in zip(res1.model.state_dict().items(),
-                           res2.model.state_dict().values()):
+                           res2.model.state_dict().values(), strict=True):
         assert torch.equal(v1, v2), k
     assert len(rep1) == 4 and rep1["n"].sum() == TINY.n_test
     run = tmp_path / "a" / "resnet18-sim_v1-seed3"

@@ -69,14 +69,6 @@ def messy():
     return _Field((images, {"F555W": (a, None), "F814W": (b, mask)}))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     torch.manual_seed(0)

@@ -92,14 +92,6 @@ def check_result(result, n):
     np.testing.assert_array_equal((flags & NOTCLS) != 0, ~classified)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     """An untrained 2-band ResNet18 for 15-pixel cutouts (made once per module)."""

@@ -52,15 +52,6 @@ def _identity(data):
     return data
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one thread is faster on a shared CPU (and restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def sets():
     data, labels = _blobs(200, 0)

@@ -87,7 +87,8 @@ def test_cutout_gallery(tmp_path):
     assert len(image_axes) == 3 + 2 + 0 + 3  # class 3 has none, class 4 capped at 3
     assert fig._suptitle.get_text() == "RGB = F814W/F555W/F438W"
     ylabels = [fig.axes[3 * r].get_ylabel() for r in range(4)]
-    assert ylabels[0].replace("\n", " ").startswith("class 1: compact symmetric") and "(n=3)" in ylabels[0]
+    assert ylabels[0].replace("\n", " ").startswith("class 1: compact symmetric")
+    assert "(n=3)" in ylabels[0]
     assert "(n=0)" in ylabels[2] and "(n=8)" in ylabels[3]
     assert "none" in _texts(fig.axes[6])
     rgb = image_axes[0].images[0].get_array()

@@ -49,10 +49,10 @@ class Conf(_config.ConfigNamespace):
 
 conf = Conf()
 
+from .classify import ClusterClassifier, classify_sources  # noqa: E402
+from .cutouts import CutoutStack, make_cutouts  # noqa: E402
 from .flags import FLAGS, decode_flags  # noqa: E402
 from .images import BandImages  # noqa: E402
-from .cutouts import CutoutStack, make_cutouts  # noqa: E402
-from .classify import ClusterClassifier, classify_sources  # noqa: E402
 from .models import get_model, list_models  # noqa: E402
 
 __all__ = ["__version__", "conf", "Conf", "BandImages", "CutoutStack", "make_cutouts",

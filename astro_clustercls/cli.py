@@ -558,8 +558,9 @@ def run_train(args):
     if args.workdir:
         workdir = Path(args.workdir).expanduser()
         workdir.mkdir(parents=True, exist_ok=True)
-        kwargs.update(checkpoint=workdir / "checkpoint.pt", log=workdir / "history.ecsv",
-                      resume=args.resume and (workdir / "checkpoint.pt").exists())
+        checkpoint = workdir / "checkpoint.pt"
+        kwargs.update(checkpoint=checkpoint, log=workdir / "history.ecsv",
+                      resume=args.resume and checkpoint.exists())
     result = fine_tune(model, sources, images, label_col=args.label_col,
                        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                        val_fraction=args.val_fraction, seed=args.seed,

@@ -131,8 +131,13 @@ def heldout_report(probs, test_set):
     """
     from astropy.table import QTable
 
-    from .metrics import (HUMAN_CONSISTENCY, PAPER_RESULTS, overall_accuracy,
-                          per_class_accuracy, per_class_precision)
+    from .metrics import (
+        HUMAN_CONSISTENCY,
+        PAPER_RESULTS,
+        overall_accuracy,
+        per_class_accuracy,
+        per_class_precision,
+    )
 
     pred = CLASSES[np.argmax(probs, axis=1)]
     rec_true = per_class_accuracy(test_set.true_labels, pred)
@@ -148,11 +153,12 @@ def heldout_report(probs, test_set):
     table["paper_wei2020"] = [_fmt_range(PAPER_RESULTS[c]) for c in CLASSES]
     table["human_consistency"] = [_fmt_range(HUMAN_CONSISTENCY[c]) for c in CLASSES]
     metrics = {
-        "heldout_recall_truth": {int(c): float(r) for c, r in zip(CLASSES, rec_true)},
+        "heldout_recall_truth": {int(c): float(r)
+                                 for c, r in zip(CLASSES, rec_true, strict=True)},
         "heldout_precision_truth": {int(c): float(p)
-                                    for c, p in zip(CLASSES, prec_true)},
+                                    for c, p in zip(CLASSES, prec_true, strict=True)},
         "heldout_recall_consensus": {int(c): float(r)
-                                     for c, r in zip(CLASSES, rec_cons)},
+                                     for c, r in zip(CLASSES, rec_cons, strict=True)},
         "heldout_accuracy_truth": float(overall_accuracy(test_set.true_labels, pred)),
         "heldout_accuracy_consensus": float(overall_accuracy(test_set.labels, pred)),
         "heldout_n": int(len(pred)),
@@ -241,7 +247,7 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
 
     val_pred = CLASSES[np.argmax(val_probs, axis=1)]
     metrics["val_recall"] = {int(c): float(r) for c, r in zip(
-        CLASSES, per_class_accuracy(val_ts.labels, val_pred))}
+        CLASSES, per_class_accuracy(val_ts.labels, val_pred), strict=True)}
     metrics["best_epoch"] = int(result.best_epoch)
     metrics["train_seconds"] = round(t_train, 1)
     config = asdict(recipe) | {"seed": seed}

@@ -15,8 +15,8 @@ import json
 import os
 import pickle
 import struct
-import warnings
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 

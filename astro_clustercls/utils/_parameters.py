@@ -51,18 +51,24 @@ def as_pair(name, value, *, lower_bound=None, upper_bound=None, check_odd=False)
     """
     arr = np.atleast_1d(value)
     if arr.ndim != 1 or arr.size not in (1, 2):
-        raise ValueError(f"{name!r} must be a scalar or a pair of values, got {value!r}")
-    if not all(isinstance(v, numbers.Integral) or (isinstance(v, (float, np.floating))
-                                                   and float(v).is_integer())
-               for v in arr.tolist()):
+        raise ValueError(f"{name!r} must be a scalar or a pair of values, "
+                         f"got {value!r}")
+
+    def _is_int(v):
+        return isinstance(v, numbers.Integral) or (
+            isinstance(v, (float, np.floating)) and float(v).is_integer())
+
+    if not all(_is_int(v) for v in arr.tolist()):
         raise TypeError(f"{name!r} must contain integers, got {value!r}")
     if isinstance(value, bool):
         raise TypeError(f"{name!r} must be an integer, got a bool")
     arr = np.broadcast_to(arr.astype(int), (2,))
     pair = (int(arr[0]), int(arr[1]))
-    if lower_bound is not None and (pair[0] < lower_bound[0] or pair[1] < lower_bound[1]):
+    if lower_bound is not None and (pair[0] < lower_bound[0]
+                                    or pair[1] < lower_bound[1]):
         raise ValueError(f"{name!r} must be >= {lower_bound}, got {value!r}")
-    if upper_bound is not None and (pair[0] > upper_bound[0] or pair[1] > upper_bound[1]):
+    if upper_bound is not None and (pair[0] > upper_bound[0]
+                                    or pair[1] > upper_bound[1]):
         raise ValueError(f"{name!r} must be <= {upper_bound}, got {value!r}")
     if check_odd and (pair[0] % 2 == 0 or pair[1] % 2 == 0):
         raise ValueError(f"{name!r} must be odd so the object sits on the central "

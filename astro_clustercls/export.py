@@ -9,9 +9,7 @@ it as a DS9 or CASA (CRTF) region file. `write_table` writes the table as ECSV
 atomically: an interrupted write leaves no partial file behind.
 """
 
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from astropy.table import QTable, Table
 
 from ._constants import CLASSES, PIXEL_SCALE
 from .positions import PIXEL_COLUMNS, SKY_COLUMNS
+from .utils._files import atomic_write
 from .utils._parameters import validate_choice
 from .utils.exceptions import ClusterClsWarning
 
@@ -32,35 +31,6 @@ __all__ = ["DEFAULT_COLORS", "UNCLASSIFIED_COLOR", "to_regions", "write_table",
 DEFAULT_COLORS = {1: "green", 2: "cyan", 3: "magenta", 4: "red"}
 #: region colour of rows without a class (masked ``cluster_class``)
 UNCLASSIFIED_COLOR = "gray"
-
-
-def _atomic_write(filename, write, *, overwrite):
-    """Call ``write(tmp_path)`` then move the temporary file onto ``filename``."""
-    path = Path(filename).expanduser()
-    if path.exists() and not overwrite:
-        raise OSError(f"{str(path)!r} already exists; use overwrite=True to replace it")
-    if not path.parent.exists():
-        raise OSError(f"directory {str(path.parent)!r} does not exist")
-    if path.exists():
-        mode = path.stat().st_mode & 0o777
-    else:  # what open() would give: 0o666 less the umask (mkstemp uses 0o600)
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                               dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:  # also KeyboardInterrupt: leave no partial output
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
 
 
 def _find_sky_column(table, skycol):
@@ -261,7 +231,7 @@ def to_regions(table, *, filename=None, format="ds9", radius=5, colors=None,
                       "regions", ClusterClsWarning)
     result = Regions(regions)
     if filename is not None:
-        _atomic_write(filename, lambda tmp: result.write(tmp, format=format,
+        atomic_write(filename, lambda tmp: result.write(tmp, format=format,
                                                          overwrite=True),
                       overwrite=overwrite)
     return result
@@ -306,7 +276,7 @@ def write_table(table, filename, *, overwrite=False):
     """
     if not isinstance(table, Table):
         raise TypeError(f"'table' must be an astropy Table, got {type(table).__name__}")
-    return _atomic_write(
+    return atomic_write(
         filename, lambda tmp: table.write(tmp, format="ascii.ecsv", overwrite=True),
         overwrite=overwrite)
 

@@ -18,7 +18,6 @@ uninterrupted run would have, and the result does not depend on
 """
 
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from astropy.table import QTable
 
 from ._constants import CLASSES
 from .flags import FLAGS
+from .utils._files import atomic_write
 from .utils._meta import get_meta
 from .utils._parameters import validate_choice, validate_positive_int
 from .utils._progress_bars import add_progress_bar
@@ -553,25 +553,12 @@ def _amp_dtype(amp, device):
 
 
 def _atomic_save(obj, path):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _atomic_write_table(table, path):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.ecsv")
-    try:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda tmp: table.write(tmp, format="ascii.ecsv",
+                                               overwrite=True))
 
 
 def _clone_state(model):

@@ -57,7 +57,7 @@ def machine():
     from astro_clustercls.classify import _cpu_has_native_bf16
 
     try:
-        load = "load average %.2f %.2f %.2f" % os.getloadavg()
+        load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     except OSError:
         load = "load average n/a"
     gpu = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")

@@ -99,6 +99,8 @@ def main(argv=None):
           f"{rate['train']:7.0f} img/s")
     print(f"speed ratio, train's settings / plain fp32 loop: "
           f"{rate['train'] / rate['plain']:.2f}x  (goal >= 1.5x)")
+    print(f"speed ratio, fp32 channels_last / plain fp32 loop: "
+          f"{rate['cl'] / rate['plain']:.2f}x")
     return 0
 
 

@@ -22,7 +22,6 @@ import fnmatch
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -33,6 +32,7 @@ import torch
 
 from .._constants import CLASS_NAMES, DEFAULT_BANDS
 from ..preprocessing import DEFAULT_RECIPE, NORMALIZATIONS, normalize
+from ..utils._files import atomic_write
 from ..utils._parameters import validate_choice, validate_positive_int
 from ._io import (
     check_state_dict,
@@ -272,16 +272,9 @@ def _entry_problem(entry):
 
 
 def _write_manifest(manifest):
-    path = _manifest_path()
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+    atomic_write(_manifest_path(),
+                 lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     _CACHE.clear()
 
 
@@ -685,14 +678,14 @@ def register_bundled_weights(model, name, member, meta, *, overwrite=False):
         raise ValueError(f"{_ENUM_NAMES[name]}.{member} already exists; pick another "
                          "member name or pass overwrite=True")
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}-{member}.", suffix=".tmp", dir=data_dir)
-    os.close(fd)
+    # written completely under a pending name, then renamed after its hash
+    pending = data_dir / f".{name}-{member}.pending.safetensors"
     try:
-        digest = save_weights(model, tmp, meta, fp16=True)
+        digest = save_weights(model, pending, meta, fp16=True)
         fname = f"{name}-{member}-{digest[:8]}.safetensors"
-        os.replace(tmp, data_dir / fname)
+        os.replace(pending, data_dir / fname)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        pending.unlink(missing_ok=True)
         raise
     # JSON round trip: the manifest holds exactly what the registry will read
     stored_meta = read_weights_meta(data_dir / fname)

@@ -15,13 +15,14 @@ import json
 import os
 import pickle
 import struct
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..utils._files import atomic_write
 
 __all__ = [
     "save_weights",
@@ -143,17 +144,8 @@ def save_weights(model, path, meta, *, fp16=True):
         if isinstance(meta, Mapping) else meta
     header = {_META_KEY: _meta_to_json(meta), "format": "pt"}
     tensors = _tensors_of(model, fp16)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        digest = file_sha256(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest
+    path = atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+    return file_sha256(path)
 
 
 def _sniff(path):

@@ -2,6 +2,7 @@
 """The reproducible bundled-network pipeline, on a tiny recipe."""
 
 import json
+import os
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -82,6 +83,14 @@ def test_train_bundled_tiny_is_reproducible_and_registers(tmp_path, registry):
     assert member.meta["metrics"]["heldout_n"] == TINY.n_test
     model = get_model("resnet18", weights="DEFAULT")
     assert model.clustercls_meta["sha256"] == member.sha256
+    # installed weights must be readable by everyone the umask allows, not 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (member.full_path, registry / "manifest.json"):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+    assert member.meta["metrics"]["train_seconds"] > 0
+    assert member.meta["metrics"]["train_seconds"] == pytest.approx(
+        float(res1.history["seconds"].sum()), abs=0.2)
 
 
 def test_main_rejects_unknown_arch(capsys):

@@ -902,7 +902,7 @@ class ClusterClassifier:
         sub = images.select([used[b] for b in present])
 
         resolved = resolve_positions(sources, wcs=images.wcs, xcol=xcol, ycol=ycol,
-                                     skycol=skycol, origin=origin)
+                                     skycol=skycol, origin=origin, name="sources")
         table = _output_table(sources, resolved)
         n = len(resolved.xy)
         if len(table) != n:  # pragma: no cover - guarded by resolve_positions

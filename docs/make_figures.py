@@ -10,11 +10,11 @@ Run it again whenever the bundled weights, the simulator or the plots change::
     python docs/make_figures.py                 # all pages
     python docs/make_figures.py fine_tune.rst   # one page
     python docs/make_figures.py --show-outputs  # also print the examples'
-                                                # actual outputs (to refresh
-                                                # the IGNORE_OUTPUT ones)
+                                                # actual outputs
+    python docs/make_figures.py --update-outputs  # write them into the pages
+                                                  # (IGNORE_OUTPUT examples)
 
-The pages use the bundled networks; where none is installed yet, the
-development stand-in of ``docs/conftest.py`` is used, as in the tests.
+The pages use the bundled networks.
 """
 
 import argparse
@@ -39,14 +39,20 @@ FIGURES = {
 }
 
 
-def run_page(path, workdir, *, show_outputs=False):
-    """Run the doctest examples of an .rst page in ``workdir``; return seconds."""
+def run_page(path, workdir, *, show_outputs=False, update_outputs=False):
+    """
+    Run the doctest examples of an .rst page in ``workdir``; return seconds.
+
+    With ``update_outputs``, the shown output of every ``IGNORE_OUTPUT``
+    example is replaced in the page by the output it gives now.
+    """
     for flag in ("IGNORE_OUTPUT", "FLOAT_CMP", "REMOTE_DATA", "IGNORE_WARNINGS",
                  "SHOW_WARNINGS"):  # pytest-doctestplus's options
         doctest.register_optionflag(flag)
     test = doctest.DocTestParser().get_doctest(
         Path(path).read_text(encoding="utf-8"), {}, Path(path).name, str(path), 0)
     namespace = {"__name__": "__main__"}
+    outputs = []
     old = os.getcwd()
     os.chdir(workdir)
     t0 = time.perf_counter()
@@ -55,12 +61,29 @@ def run_page(path, workdir, *, show_outputs=False):
             buffer = io.StringIO()
             with contextlib.redirect_stdout(buffer):
                 exec(compile(example.source, str(path), "single"), namespace)
-            if show_outputs and "IGNORE_OUTPUT" in example.source:
-                print(f">>> {example.source.rstrip()}")
-                print(buffer.getvalue())
+            if "IGNORE_OUTPUT" in example.source:
+                outputs.append((example, buffer.getvalue()))
+                if show_outputs:
+                    print(f">>> {example.source.rstrip()}")
+                    print(buffer.getvalue())
     finally:
         os.chdir(old)
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if update_outputs:
+        _write_outputs(path, outputs)
+    return seconds
+
+
+def _write_outputs(path, outputs):
+    """Replace the shown outputs of ``outputs`` [(example, text)] in the page."""
+    lines = Path(path).read_text(encoding="utf-8").split("\n")
+    for example, text in sorted(outputs, key=lambda o: -o[0].lineno):
+        start = example.lineno + example.source.count("\n")
+        end = start + example.want.count("\n")
+        new = [" " * example.indent + line if line.strip() else ""
+               for line in text.rstrip("\n").split("\n")] if text.strip() else []
+        lines[start:end] = new
+    Path(path).write_text("\n".join(lines), encoding="utf-8")
 
 
 def main(argv=None):
@@ -68,26 +91,22 @@ def main(argv=None):
     parser.add_argument("pages", nargs="*", default=sorted(FIGURES),
                         help="tutorial pages (default: all with figures)")
     parser.add_argument("--show-outputs", action="store_true")
+    parser.add_argument("--update-outputs", action="store_true")
     args = parser.parse_args(argv)
 
     import matplotlib
 
     matplotlib.use("Agg")
-    sys.path.insert(0, str(HERE))
-    from conftest import stand_in_weights
-
     OUT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, \
-            stand_in_weights(Path(tmp)) as have:
-        print(f"networks with weights: {sorted(have)}")
-        for page in args.pages:
-            with tempfile.TemporaryDirectory() as work:
-                seconds = run_page(HERE / "tutorials" / page, work,
-                                   show_outputs=args.show_outputs)
-                for made, name in FIGURES.get(page, {}).items():
-                    shutil.copyfile(Path(work) / made, OUT / name)
-                    print(f"{page}: wrote {OUT / name}")
-            print(f"{page}: ran in {seconds:.1f} s")
+    for page in args.pages:
+        with tempfile.TemporaryDirectory() as work:
+            seconds = run_page(HERE / "tutorials" / page, work,
+                               show_outputs=args.show_outputs,
+                               update_outputs=args.update_outputs)
+            for made, name in FIGURES.get(page, {}).items():
+                shutil.copyfile(Path(work) / made, OUT / name)
+                print(f"{page}: wrote {OUT / name}")
+        print(f"{page}: ran in {seconds:.1f} s")
     return 0
 
 

@@ -59,15 +59,6 @@ def make_images(*, seed=0, bands=DEFAULT_BANDS, wcs=False, shape=SHAPE):
     return BandImages(images, wcs=_wcs(shape) if wcs else None, unit="electron/s")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the test machines are small and shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     """A small, untrained ResNet18 weights file with meta (made once per module)."""

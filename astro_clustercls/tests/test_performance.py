@@ -24,15 +24,6 @@ SIZE = 21
 GRID = 16  # objects per side of the tiled test mosaic
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the test machines are small and shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     torch.manual_seed(0)

@@ -5,27 +5,18 @@ The README's Python usage example runs as written.
 The code block of the README's "Usage" section is executed, unchanged, in a
 temporary directory holding the five FITS files it names
 (``f275w_drc.fits`` ... ``f814w_drc.fits``), written from a simulated field.
-It uses the bundled ResNet18 weights; while none are registered, a development
-checkpoint (`DEV_WEIGHTS`, outside the repository) stands in for them through a
-temporary registry, and without either the test is skipped.
+It uses the bundled ResNet18 weights.
 """
 
-import json
-import os
 import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 from astropy.table import QTable
 
 import astro_clustercls
 
 README = Path(astro_clustercls.__file__).parents[1] / "README.md"
-
-#: Stand-in for missing bundled weights (tests only; set to None to drop it).
-DEV_WEIGHTS = Path("/work/dev_weights/resnet18-dev.safetensors")
-
 
 def usage_code(text):
     """The first ```python block of the README's '## Usage' section."""
@@ -36,46 +27,13 @@ def usage_code(text):
     return block.group(1)
 
 
-@pytest.fixture
-def resnet18_weights(tmp_path, monkeypatch):
-    """Bundled resnet18 weights, or the development stand-in, or skip."""
-    from astro_clustercls.classify import clear_model_cache
-    from astro_clustercls.models import (
-        _api,
-        file_sha256,
-        get_model_weights,
-        read_weights_meta,
-    )
-
-    if any(Path(m.full_path).is_file() for m in get_model_weights("resnet18")):
-        yield
-        return
-    if DEV_WEIGHTS is None or not DEV_WEIGHTS.is_file():
-        pytest.skip("no bundled resnet18 weights (nor a development stand-in)")
-    data = tmp_path / "weights"
-    data.mkdir()
-    sha = file_sha256(DEV_WEIGHTS)
-    name = f"resnet18-DEV-{sha[:8]}.safetensors"
-    os.symlink(DEV_WEIGHTS.resolve(), data / name)
-    entry = {"model": "resnet18", "member": "DEV", "path": name, "sha256": sha,
-             "meta": json.loads(json.dumps(read_weights_meta(DEV_WEIGHTS)))}
-    (data / _api.MANIFEST_NAME).write_text(json.dumps({"format": 1,
-                                                       "weights": [entry]}))
-    monkeypatch.setattr(_api, "DATA_DIR", data)
-    _api._CACHE.clear()
-    clear_model_cache()
-    yield
-    _api._CACHE.clear()
-    clear_model_cache()
-
-
 def test_usage_block_is_found():
     code = usage_code(README.read_text(encoding="utf-8"))
     assert "ClusterClassifier" in code and "BandImages.from_files" in code
     assert len(code.strip().splitlines()) <= 12  # "a ten-line usage example"
 
 
-def test_readme_usage_runs(tmp_path, monkeypatch, resnet18_weights, capsys):
+def test_readme_usage_runs(tmp_path, monkeypatch, capsys):
     from astro_clustercls.simulation import simulate_field
 
     code = usage_code(README.read_text(encoding="utf-8"))

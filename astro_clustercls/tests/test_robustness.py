@@ -356,9 +356,6 @@ def test_duplicate_rows_give_identical_results(weights_file, precision):
         assert classes[3:].tolist() == classes[:2].tolist()
 
 
-@pytest.mark.xfail(strict=True, reason="classify.py calls resolve_positions without "
-                   "name='sources', so the message names 'positions', not the "
-                   "classifier's parameter 'sources'")
 def test_non_table_sources_error_names_sources(clf):
     images = BandImages(make_arrays())
     with pytest.raises(TypeError, match="'sources' must be"):

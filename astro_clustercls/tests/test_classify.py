@@ -10,7 +10,6 @@ import torch
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import MaskedColumn, QTable, Table
-from astropy.wcs import WCS
 from photutils.detection import DAOStarFinder
 
 from astro_clustercls import BandImages, make_cutouts
@@ -27,20 +26,13 @@ from astro_clustercls.models import build_network, file_sha256, save_weights
 from astro_clustercls.preprocessing import dihedral, normalize
 from astro_clustercls.utils.exceptions import BandWarning, ClusterClsWarning
 
+from .conftest import make_wcs
+
 SIZE = 21
 SHAPE = (128, 128)
 # blob positions (x, y): well inside, near the edge, and a close pair
 BLOBS = [(30.0, 40.0), (64.0, 64.0), (100.0, 25.0), (20.0, 100.0), (90.0, 95.0),
          (45.0, 75.0), (110.0, 60.0), (4.0, 64.0)]
-
-
-def _wcs(shape=SHAPE):
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [150.0, 2.0]
-    w.wcs.crpix = [shape[1] / 2, shape[0] / 2]
-    w.wcs.cdelt = [-0.04 / 3600, 0.04 / 3600]
-    return w
 
 
 def make_images(*, seed=0, bands=DEFAULT_BANDS, wcs=False, shape=SHAPE):
@@ -56,7 +48,8 @@ def make_images(*, seed=0, bands=DEFAULT_BANDS, wcs=False, shape=SHAPE):
             img += flux / (2 * np.pi * sigma**2) * np.exp(
                 -((xx - x)**2 + (yy - y)**2) / (2 * sigma**2))
         images[band] = img
-    return BandImages(images, wcs=_wcs(shape) if wcs else None, unit="electron/s")
+    wcs = make_wcs(shape, crval=(150.0, 2.0)) if wcs else None
+    return BandImages(images, wcs=wcs, unit="electron/s")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import pytest
 import torch
 from astropy.io import fits
 from astropy.table import QTable
-from astropy.wcs import WCS
 from photutils.detection import DAOStarFinder
 from regions import Regions
 
@@ -22,19 +21,12 @@ from astro_clustercls.cli import SUBCOMMANDS, main
 from astro_clustercls.export import read_table
 from astro_clustercls.models import build_network, save_weights
 
+from .conftest import make_wcs
+
 SIZE = 21
 SHAPE = (128, 128)
 BLOBS = [(30.0, 40.0), (64.0, 64.0), (100.0, 25.0), (20.0, 100.0), (90.0, 95.0),
          (45.0, 75.0), (110.0, 60.0)]
-
-
-def _wcs():
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [150.0, 2.0]
-    w.wcs.crpix = [64.0, 64.0]
-    w.wcs.cdelt = [-0.04 / 3600, 0.04 / 3600]
-    return w
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +35,7 @@ def field(tmp_path_factory):
     d = tmp_path_factory.mktemp("field")
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:SHAPE[0], :SHAPE[1]]
-    header = _wcs().to_header()
+    header = make_wcs(SHAPE, crval=(150.0, 2.0)).to_header()
     files = {}
     for b, band in enumerate(DEFAULT_BANDS):
         img = rng.normal(1.0, 0.05, SHAPE)

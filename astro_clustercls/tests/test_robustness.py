@@ -26,7 +26,6 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData
 from astropy.table import QTable, Table
-from astropy.wcs import WCS
 
 from astro_clustercls import BandImages, make_cutouts
 from astro_clustercls import export as export_module
@@ -35,6 +34,8 @@ from astro_clustercls.cli import main
 from astro_clustercls.export import read_table
 from astro_clustercls.flags import FLAGS
 from astro_clustercls.models import build_network, save_weights
+
+from .conftest import make_wcs
 
 BANDS = ("F555W", "F814W")
 SIZE = 15
@@ -68,15 +69,6 @@ def make_arrays(*, seed=0, shape=SHAPE, dtype=np.float64):
             img += 40.0 * (1 + i + b) * np.exp(-r2 / (2 * s**2))
         arrays[band] = img.astype(dtype)
     return arrays
-
-
-def make_wcs(shape=SHAPE):
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [150.0, 2.0]
-    w.wcs.crpix = [shape[1] / 2, shape[0] / 2]
-    w.wcs.cdelt = [-0.04 / 3600, 0.04 / 3600]
-    return w
 
 
 def check_result(result, n):
@@ -300,7 +292,7 @@ def test_image_smaller_than_a_cutout_is_classified(clf):
 
 # -- tables -------------------------------------------------------------------------
 def test_one_row_inputs(clf):
-    images = BandImages(make_arrays(), wcs=make_wcs())
+    images = BandImages(make_arrays(), wcs=make_wcs(SHAPE, crval=(150.0, 2.0)))
     both = clf(BLOBS, images)
     table = QTable({"id": [7, 8], "x_centroid": [b[0] for b in BLOBS],
                     "y_centroid": [b[1] for b in BLOBS]})
@@ -397,7 +389,7 @@ def test_weights_of_another_architecture(weights_file):
 def field(tmp_path_factory):
     """Two FITS bands with a WCS, a source table (pixel and sky columns)."""
     d = tmp_path_factory.mktemp("field")
-    wcs = make_wcs()
+    wcs = make_wcs(SHAPE, crval=(150.0, 2.0))
     arrays = make_arrays(dtype=np.float32)
     files = {b: _write_band(d / f"{b.lower()}_flt.fits", b, arrays[b], wcs=wcs,
                             dq=np.zeros(SHAPE, np.int16)) for b in BANDS}
@@ -467,7 +459,8 @@ def test_cli_errors_are_one_line(field, weights_file, tmp_path, capsys, case):
         match = "truncated"
     elif case == "images_of_different_shapes":
         small = _write_band(tmp_path / "small.fits", "F814W",
-                            field["arrays"]["F814W"][:30], wcs=make_wcs((30, 48)))
+                            field["arrays"]["F814W"][:30],
+                            wcs=make_wcs((30, 48), crval=(150.0, 2.0)))
         files["F814W"] = str(small)
         kwargs["images"] = [f"{b}={p}" for b, p in files.items()]
         match = "band 'F814W' has shape (30, 48)"

@@ -50,6 +50,9 @@ class BundledRecipe:
     early_stopping: int = 3
     band_dropout: float = 0.05
     normalization: str = "asinh-v1"
+    #: draw depth, background and PSF width anew every 256 training objects
+    #: (`~astro_clustercls.simulation.VARY_CONDITIONS`)
+    vary_conditions: bool = False
     #: bf16 autocast trains ~1.5x faster on CPUs with native bf16, but its oneDNN
     #: kernels are not bit-reproducible run to run; the bundled networks use fp32
     amp: bool = False
@@ -67,7 +70,7 @@ _LABEL_SETS = ("truth", "consensus", "single_expert")
 
 
 def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
-                     bands=DEFAULT_BANDS):
+                     bands=DEFAULT_BANDS, vary_conditions=False):
     """
     Training, validation and held-out test sets from the simulator.
 
@@ -77,7 +80,9 @@ def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
     seed derived from ``seed``. Training/validation labels are the true
     classes (``label_set='truth'``) or what one expert / a three-expert
     consensus would say; test sets carry both (``labels`` as a consensus of
-    experts would give, ``true_labels``).
+    experts would give, ``true_labels``). With ``vary_conditions`` the
+    training and validation sets draw their observing conditions at random
+    (the held-out galaxy keeps its own).
 
     Returns
     -------
@@ -89,8 +94,10 @@ def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
     noise = None if label_set == "truth" else label_set
     ss = np.random.SeedSequence(seed)
     s_train, s_val, s_test = (np.random.default_rng(s) for s in ss.spawn(3))
-    train = make_training_set(n_train, size, s_train, bands=bands, label_noise=noise)
-    val = make_training_set(n_val, size, s_val, bands=bands, label_noise=noise)
+    train = make_training_set(n_train, size, s_train, bands=bands, label_noise=noise,
+                              vary_conditions=vary_conditions)
+    val = make_training_set(n_val, size, s_val, bands=bands, label_noise=noise,
+                            vary_conditions=vary_conditions)
     test = make_training_set(n_test, size, s_test, bands=bands, held_out=True,
                              label_noise="consensus")
     return train, val, test
@@ -215,7 +222,8 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
     t0 = time.time()
     train_ts, val_ts, test_ts = simulated_splits(
         size=recipe.cutout_size, seed=seed, n_train=recipe.n_train,
-        n_val=recipe.n_val, n_test=recipe.n_test, label_set=recipe.label_set)
+        n_val=recipe.n_val, n_test=recipe.n_test, label_set=recipe.label_set,
+        vary_conditions=recipe.vary_conditions)
     t_data = time.time() - t0
     print(f"[{arch}] simulated {len(train_ts)}+{len(val_ts)}+{len(test_ts)} cutouts "
           f"of {recipe.cutout_size} px in {t_data:.0f} s", flush=True)

@@ -128,7 +128,7 @@ def main(argv=None):
                         "threads mostly measure the other jobs)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--weights", default=default_weights(),
-                        help="weights file (default: the dev weights, else bundled)")
+                        help="weights file (default: the bundled network)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--compile", action="store_true",
                         help="also time torch.compile (inductor) of the bf16 path")

@@ -32,7 +32,12 @@ from .populations import (  # noqa: E402
     ssp_colours,
 )
 from .psf import DEFAULT_PSFS, MoffatPSF, get_psf  # noqa: E402
-from .training_set import HELD_OUT_GALAXY, TrainingSet, make_training_set  # noqa: E402
+from .training_set import (  # noqa: E402
+    HELD_OUT_GALAXY,
+    VARY_CONDITIONS,
+    TrainingSet,
+    make_training_set,
+)
 
 __all__ = [
     "SIMULATOR_VERSION",
@@ -58,6 +63,7 @@ __all__ = [
     "TrainingSet",
     "make_training_set",
     "HELD_OUT_GALAXY",
+    "VARY_CONDITIONS",
     "simulate_field",
     "inject",
 ]

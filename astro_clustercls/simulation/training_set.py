@@ -33,6 +33,14 @@ from .psf import get_psf
 __all__ = ["TrainingSet", "make_training_set", "HELD_OUT_GALAXY"]
 
 #: How the held-out galaxy differs (cf. NGC 1559: ~19 Mpc, bright, dusty disk).
+#: Ranges of the observing conditions drawn with ``vary_conditions=True``:
+#: exposure depth factor (log-uniform), diffuse-light surface brightness in
+#: V mag/arcsec^2 and PSF width factor (uniform).
+VARY_CONDITIONS = {"depth_scale": (0.5, 1.5), "background_mu": (19.8, 22.5),
+                   "psf_scale": (0.95, 1.12)}
+#: Objects per draw of the conditions.
+VARY_CONDITIONS_BLOCK = 256
+
 HELD_OUT_GALAXY = {
     "distance": 19.0,
     "background_mu": 20.3,
@@ -242,6 +250,7 @@ def make_training_set(
     psf_jitter=0.03,
     select=False,
     chunk=4096,
+    vary_conditions=False,
 ):
     """
     Make ``n`` labelled multi-band cutouts of simulated cluster candidates.
@@ -284,6 +293,13 @@ def make_training_set(
         objects are drawn to make up ``n``. Default False.
     chunk : int, optional
         Objects rendered at a time (memory vs speed).
+    vary_conditions : bool, optional
+        Draw the observing conditions anew for every block of
+        `VARY_CONDITIONS_BLOCK` objects: exposure depth log-uniform over
+        ``VARY_CONDITIONS['depth_scale']``, diffuse-light surface brightness
+        and PSF width scale uniform over their ranges (plausible spreads
+        between HST fields). Training on such a set teaches a network fields
+        it has not seen. Ignored with ``held_out``. Default False.
 
     Returns
     -------
@@ -337,10 +353,22 @@ def make_training_set(
         )
     elif distance is None:
         distance = (4.0, 23.0)
+    vary = bool(vary_conditions) and not held_out
+    if vary:
+        chunk = min(chunk, VARY_CONDITIONS_BLOCK)
     datas, tabs, got = [], [], 0
     while got < n:
         want = min(chunk, n - got)
         m = want if not select else int(want * 2.5) + 16
+        if vary:
+            lo, hi = VARY_CONDITIONS["depth_scale"]
+            chunk_conditions = conditions.scaled(
+                np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            chunk_bg_mu = rng.uniform(*VARY_CONDITIONS["background_mu"])
+            chunk_psf_scale = rng.uniform(*VARY_CONDITIONS["psf_scale"])
+        else:
+            chunk_conditions, chunk_bg_mu, chunk_psf_scale = (conditions, bg_mu,
+                                                              psf_scale)
         img, var, tab = _make_stamps(
             m,
             size,
@@ -349,14 +377,17 @@ def make_training_set(
             distance=distance,
             classes=classes,
             params=p,
-            conditions=conditions,
-            psf_scale=psf_scale,
+            conditions=chunk_conditions,
+            psf_scale=chunk_psf_scale,
             psf_jitter=psf_jitter,
-            background_mu=bg_mu,
+            background_mu=chunk_bg_mu,
             background_age=bg_age,
             crowding=crowding,
             position_jitter=position_jitter,
         )
+        tab["depth_scale"] = np.full(m, chunk_conditions.depth_scale)
+        tab["background_mu"] = np.full(m, chunk_bg_mu)
+        tab["psf_scale"] = np.full(m, chunk_psf_scale)
         if select:
             from .calibration import legus_selection, quick_measure
 

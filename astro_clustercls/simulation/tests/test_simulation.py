@@ -382,3 +382,21 @@ def test_calibration_full():
     legus = cal.legus_summary(cat)
     sim = cal.simulated_summary(4000, seed=0, cat=cat, use_photutils=True)
     _check_calibration(sim, legus)
+
+
+def test_vary_conditions_draws_depth_background_and_psf_per_block():
+    from astro_clustercls.simulation import VARY_CONDITIONS, make_training_set
+    from astro_clustercls.simulation.training_set import VARY_CONDITIONS_BLOCK
+
+    n = 3 * VARY_CONDITIONS_BLOCK
+    ts = make_training_set(n, 15, seed=4, vary_conditions=True)
+    fixed = make_training_set(n, 15, seed=4)
+    for name in ("depth_scale", "background_mu", "psf_scale"):
+        lo, hi = VARY_CONDITIONS[name]
+        values = np.asarray(ts.table[name])
+        blocks = values.reshape(3, VARY_CONDITIONS_BLOCK)
+        # one draw per block, inside the documented range, different blocks differ
+        assert np.all(blocks == blocks[:, :1])
+        assert np.all((values >= lo * (1 - 1e-9)) & (values <= hi * (1 + 1e-9)))
+        assert len(np.unique(blocks[:, 0])) == 3
+        assert len(np.unique(np.asarray(fixed.table[name]))) == 1

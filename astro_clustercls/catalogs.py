@@ -258,7 +258,8 @@ def read_legus(path, *, class_col=None, extra_position_columns=None,
         ``x_centroid``, ``y_centroid`` (0-based: LEGUS x, y are 1-based FITS
         pixels and 1 is subtracted), ``sky_centroid``, ``<band>_mag`` and
         ``<band>_mag_err`` (Vega mag, masked where the catalog holds 66.666,
-        outside the footprint, or 99.999, not detected), ``CI`` (mag; masked
+        outside the footprint, or 99.999, not detected), ``<band>_in_footprint``
+        (bool: False where the catalog holds 66.666), ``CI`` (mag; masked
         where ``|CI| >= 20``, values computed from a sentinel magnitude),
         ``age`` (yr), ``mass`` (solar masses), ``ebv`` (mag) with their
         ``_max``/``_min`` ranges (masked where the SED fit did not run: number
@@ -348,6 +349,8 @@ def read_legus(path, *, class_col=None, extra_position_columns=None,
         table[f"{band}_mag"] = MaskedColumn(mag, mask=bad, unit=u.mag)
         table[f"{band}_mag_err"] = MaskedColumn(
             err, mask=bad | _masked_sentinels(err, LEGUS_SENTINELS), unit=u.mag)
+        # a masked magnitude is either off the band's footprint or undetected
+        table[f"{band}_in_footprint"] = ~_masked_sentinels(mag, LEGUS_SENTINELS[:1])
     ci = c("CI")
     table["CI"] = MaskedColumn(ci, mask=~(np.abs(ci) < 20), unit=u.mag)
     nfil = c("sed_n_filters")

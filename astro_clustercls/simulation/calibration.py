@@ -21,7 +21,6 @@ class counts and the CI cut of each field come from them, distances from
 """
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -71,48 +70,34 @@ def legus_data_dir():
 
 def _read_legus_for_calibration(directory=None):
     """
-    Minimal private reader of the LEGUS tables (columns by position, see README).
+    The LEGUS tables as arrays, read with `astro_clustercls.catalogs`.
 
     Returns a dict of arrays: ``field``, ``mag`` (N, 5) in F275W, F336W,
     F435W/F438W, F555W/F606W, F814W (NaN: outside / not detected), ``err``,
     ``outside`` (N, 5) bool, ``ci``, ``cls`` (0 = not inspected; 5 and other
     codes are mapped to 0).
     """
+    from ..catalogs import read_legus_directory
+
     d = Path(directory) if directory is not None else legus_data_dir()
     if d is None or not (d / "MANIFEST.tsv").is_file():
         raise OSError("LEGUS catalogs not found (expected ../shared/data/legus)")
-    with open(d / "MANIFEST.tsv") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    parts = []
-    for r in rows:
-        shift = 2 if r["galaxy_field"].startswith("ngc1313") else 0
-        ccol = int(r["class_col_1based"]) - 1
-        vals = []
-        with open(d / r["file"]) as fh:
-            for line in fh:
-                t = line.split()
-                if len(t) < 30:
-                    continue
-                mags = [float(t[c - 1 + shift]) for c in (6, 8, 10, 12, 14)]
-                errs = [float(t[c + shift]) for c in (6, 8, 10, 12, 14)]
-                vals.append(mags + errs + [float(t[15 + shift]), float(t[ccol])])
-        a = np.array(vals, float).reshape(-1, 12)
-        parts.append((r["galaxy_field"], a))
-    field = np.concatenate([np.full(a.shape[0], f, dtype="<U12") for f, a in parts])
-    a = np.concatenate([a for _, a in parts])
-    raw = a[:, :5]
-    outside = np.abs(raw - 66.666) < 1e-3
-    undet = raw > 90
-    mag = np.where(outside | undet, np.nan, raw)
-    cls = a[:, 11]
-    cls = np.where(np.isin(cls, [1, 2, 3, 4]), cls, 0).astype(int)
+    table = read_legus_directory(d)
+
+    def filled(name, fill=np.nan):
+        col = table[name]
+        values = col.filled(fill) if hasattr(col, "filled") else col
+        return np.asarray(getattr(values, "value", values), dtype=float)
+
+    bands = DEFAULT_BANDS
     return {
-        "field": field,
-        "mag": mag,
-        "err": np.where(outside | undet, np.nan, a[:, 5:10]),
-        "outside": outside,
-        "ci": a[:, 10],
-        "cls": cls,
+        "field": np.asarray(table["field"], dtype="<U12"),
+        "mag": np.column_stack([filled(f"{b}_mag") for b in bands]),
+        "err": np.column_stack([filled(f"{b}_mag_err") for b in bands]),
+        "outside": np.column_stack([~np.asarray(table[f"{b}_in_footprint"])
+                                    for b in bands]),
+        "ci": filled("CI"),
+        "cls": filled("cluster_class", 0).astype(int),
     }
 
 

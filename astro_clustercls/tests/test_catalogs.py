@@ -158,6 +158,9 @@ def test_legus_fixture(tmp_path):
     assert t["F438W_mag"].mask.tolist() == [True, False, False]
     assert t["F275W_mag"].mask.tolist() == [False, True, False]
     assert t["F275W_mag_err"].mask.tolist() == [False, True, False]
+    # masked magnitudes: 66.666 is off the footprint, 99.999 is not detected
+    assert t["F438W_in_footprint"].tolist() == [False, True, True]
+    assert t["F275W_in_footprint"].tolist() == [True, True, True]
     assert t["F555W_mag"][0] == 20.3 * u.mag
     assert t["CI"].mask.tolist() == [False, False, True]
     assert t["age"].mask.tolist() == [False, True, False]

@@ -26,7 +26,7 @@ from ._constants import CLASS_NAMES, CLASSES, DEFAULT_BANDS
 from .utils._parameters import validate_choice
 
 __all__ = ["BundledRecipe", "BUNDLED_RECIPES", "simulated_splits", "predict_probs",
-           "heldout_report", "train_bundled", "main"]
+           "heldout_report", "train_bundled", "run_grid", "grid_to_rst", "main"]
 
 
 @dataclass(frozen=True)
@@ -290,6 +290,79 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
     return result, report
 
 
+def run_grid(*, archs=("resnet18",), label_sets=_LABEL_SETS, sizes=(25, 51), seed=0,
+             n_train=12000, n_val=2000, n_test=4000, epochs=4, workdir="runs/grid",
+             progress_bar=False, threads=None, base=None):
+    """
+    The paper's experiments as a grid: architecture x label set x cutout size.
+
+    Each cell trains a network with the bundled recipe of its architecture,
+    changed only in ``label_set``, ``cutout_size`` and the sizes given here,
+    from the same seed (so the cells share their simulated objects where the
+    sizes allow), and is evaluated on the same held-out galaxy. Nothing is
+    registered.
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        One row per cell: ``arch``, ``label_set``, ``cutout_size``,
+        ``recall_1`` .. ``recall_4`` and ``accuracy`` against the true classes,
+        ``accuracy_consensus`` against simulated consensus labels,
+        ``train_seconds``.
+    """
+    from dataclasses import replace
+
+    from astropy.table import QTable
+
+    rows = []
+    for arch in archs:
+        for label_set in label_sets:
+            for size in sizes:
+                recipe = replace(base or BUNDLED_RECIPES[arch], label_set=label_set,
+                                 cutout_size=int(size), n_train=n_train, n_val=n_val,
+                                 n_test=n_test, epochs=epochs,
+                                 member=f"GRID_{label_set.upper()}_{size}")
+                result, _ = train_bundled(arch, seed=seed, workdir=workdir,
+                                          resume=True, progress_bar=progress_bar,
+                                          recipe=recipe, threads=threads)
+                run = Path(workdir) / f"{arch}-{recipe.member.lower()}-seed{seed}"
+                m = json.loads((run / "metrics.json").read_text())["metrics"]
+                rec = m["heldout_recall_truth"]
+                rows.append([arch, label_set, int(size)]
+                            + [float(rec[str(c)]) for c in CLASSES]
+                            + [m["heldout_accuracy_truth"],
+                               m["heldout_accuracy_consensus"], m["train_seconds"]])
+    names = ["arch", "label_set", "cutout_size"] + [f"recall_{c}" for c in CLASSES] \
+        + ["accuracy", "accuracy_consensus", "train_seconds"]
+    table = QTable(rows=rows, names=names) if rows else QTable(names=names)
+    table.meta.update(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test,
+                      epochs=epochs)
+    return table
+
+
+def grid_to_rst(table):
+    """The grid as an RST table with the paper's and the human figures beside it."""
+    from .metrics import HUMAN_CONSISTENCY, PAPER_RESULTS
+
+    header = ("network", "labels", "cutout", "class 1", "class 2", "class 3",
+              "class 4", "overall")
+    rows = [(str(r["arch"]), str(r["label_set"]), f"{int(r['cutout_size'])} px",
+             *(f"{100 * float(r[f'recall_{c}']):.0f} %" for c in CLASSES),
+             f"{100 * float(r['accuracy']):.0f} %") for r in table]
+    rows.append(("Wei+2020, NGC 1559", "", "",
+                 *(_fmt_range(PAPER_RESULTS[c]) + " %" for c in CLASSES), ""))
+    rows.append(("human consistency", "", "",
+                 *(_fmt_range(HUMAN_CONSISTENCY[c]) + " %" for c in CLASSES), ""))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    rule = "  ".join("=" * w for w in widths)
+    lines = [rule, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+             rule]
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True))
+              for row in rows]
+    lines.append(rule)
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
 def main(argv=None):
     """Command line: ``python -m astro_clustercls.experiments bundled ...``."""
     parser = argparse.ArgumentParser(prog="python -m astro_clustercls.experiments",
@@ -306,7 +379,31 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--quick", action="store_true",
                    help="a tiny run to check the pipeline (never registered)")
+    g = sub.add_parser("grid", help="the paper's experiment grid (nothing registered)")
+    g.add_argument("--archs", nargs="+", default=["resnet18"],
+                   choices=sorted(BUNDLED_RECIPES))
+    g.add_argument("--label-sets", nargs="+", default=list(_LABEL_SETS),
+                   choices=_LABEL_SETS)
+    g.add_argument("--sizes", nargs="+", type=int, default=[25, 51])
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--n-train", type=int, default=12000)
+    g.add_argument("--epochs", type=int, default=4)
+    g.add_argument("--workdir", default="runs/grid")
+    g.add_argument("--threads", type=int, default=None)
+    g.add_argument("--out", default=None, help="write the table as ECSV here")
+    g.add_argument("--rst", default=None, help="write the table as RST here")
     args = parser.parse_args(argv)
+    if args.command == "grid":
+        table = run_grid(archs=args.archs, label_sets=args.label_sets,
+                         sizes=args.sizes, seed=args.seed, n_train=args.n_train,
+                         epochs=args.epochs, workdir=args.workdir,
+                         threads=args.threads, progress_bar=True)
+        print(table)
+        if args.out:
+            table.write(args.out, overwrite=True)
+        if args.rst:
+            Path(args.rst).write_text(grid_to_rst(table))
+        return 0
     recipe = BUNDLED_RECIPES[args.arch]
     if args.quick:
         from dataclasses import replace

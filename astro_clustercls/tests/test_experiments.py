@@ -97,3 +97,25 @@ def test_main_rejects_unknown_arch(capsys):
     with pytest.raises(SystemExit):
         experiments.main(["bundled", "--arch", "resnet50"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_run_grid_tiny_and_rst(tmp_path):
+    from astro_clustercls.experiments import grid_to_rst, run_grid
+
+    base = replace(TINY, n_train=64, n_val=32, n_test=48, epochs=1)
+    table = run_grid(label_sets=("truth", "consensus"), sizes=(15,), n_train=64,
+                     n_val=32, n_test=48, epochs=1, workdir=tmp_path, base=base)
+    assert table["label_set"].tolist() == ["truth", "consensus"]
+    assert table["cutout_size"].tolist() == [15, 15]
+    for c in (1, 2, 3, 4):
+        assert np.all((table[f"recall_{c}"] >= 0) & (table[f"recall_{c}"] <= 1))
+    # each cell's metrics are the ones its own run wrote
+    saved = json.loads((tmp_path / "resnet18-grid_consensus_15-seed0" /
+                        "metrics.json").read_text())
+    assert table["accuracy"][1] == pytest.approx(
+        saved["metrics"]["heldout_accuracy_truth"])
+    rst = grid_to_rst(table)
+    lines = rst.splitlines()
+    assert lines[0] == lines[2] == lines[-1] and set(lines[0]) <= {"=", " "}
+    assert "Wei+2020, NGC 1559" in rst and "70-80 %" in rst
+    assert sum(line.startswith("resnet18") for line in lines) == 2

@@ -51,6 +51,27 @@ class Components:
             cat[n] = cat[n][order]
         return cls(**cat)
 
+    @classmethod
+    def single_eff(cls, reff, flux, *, beta=1.5):
+        """
+        One centred, round EFF (Moffat) profile of effective radius ``reff``
+        (pixels) and total ``flux`` per band: a typical cluster on its own, e.g.
+        to measure aperture corrections or concentration indices.
+        """
+        bi = _fourier.nu_index(beta)
+        beta = _fourier.beta_of_index(bi)
+        return cls(
+            obj=np.array([0]),
+            kind=np.array([KIND_MOFFAT]),
+            dx=np.zeros(1),
+            dy=np.zeros(1),
+            size=np.array([reff / np.sqrt(2.0 ** (1.0 / (beta - 1.0)) - 1.0)]),
+            q=np.ones(1),
+            theta=np.zeros(1),
+            beta_idx=np.array([bi]),
+            flux=np.atleast_2d(np.asarray(flux, dtype=float)),
+        )
+
     def subset(self, mask):
         """Components whose object is selected by a boolean ``mask`` over objects,
         renumbered 0..mask.sum()-1."""

@@ -123,23 +123,9 @@ def _aperture_corrections(bands, radius=APERTURE):
     """
     key = (tuple(bands), float(radius))
     if key not in _APCOR_CACHE:
-        from . import _fourier
-        from ._render import KIND_MOFFAT, Components, StampRenderer
+        from ._render import Components, StampRenderer
 
-        bi = _fourier.nu_index(1.5)
-        beta = _fourier.beta_of_index(bi)
-        a = 1.2 / np.sqrt(2.0 ** (1.0 / (beta - 1.0)) - 1.0)
-        comp = Components(
-            obj=np.array([0]),
-            kind=np.array([KIND_MOFFAT]),
-            dx=np.zeros(1),
-            dy=np.zeros(1),
-            size=np.array([a]),
-            q=np.ones(1),
-            theta=np.zeros(1),
-            beta_idx=np.array([bi]),
-            flux=np.ones((1, len(bands))),
-        )
+        comp = Components.single_eff(1.2, np.ones(len(bands)))
         r = StampRenderer([get_psf(b) for b in bands], 63, pad=512)
         img = r.render(comp, 1)[0]
         w = _ap_weights(63, radius, (31, 31))

@@ -24,8 +24,7 @@ from astro_clustercls.simulation import (
     ssp_colours,
 )
 from astro_clustercls.simulation import calibration as cal
-from astro_clustercls.simulation._render import KIND_MOFFAT, Components, StampRenderer
-from astro_clustercls.simulation.populations import _fourier
+from astro_clustercls.simulation._render import Components, StampRenderer
 
 LEGUS = cal.legus_data_dir()
 needs_legus = pytest.mark.skipif(LEGUS is None, reason="../shared/data/legus absent")
@@ -88,20 +87,7 @@ def test_profile_width_vs_distance():
     """The same 3 pc cluster looks broader nearby; CI falls towards the star's."""
 
     def ci_of(reff_pix):
-        bi = _fourier.nu_index(1.5)
-        beta = _fourier.beta_of_index(bi)
-        a = reff_pix / np.sqrt(2 ** (1 / (beta - 1)) - 1)
-        comp = Components(
-            obj=np.array([0]),
-            kind=np.array([KIND_MOFFAT]),
-            dx=np.zeros(1),
-            dy=np.zeros(1),
-            size=np.array([a]),
-            q=np.ones(1),
-            theta=np.zeros(1),
-            beta_idx=np.array([bi]),
-            flux=np.array([[100.0]]),
-        )
+        comp = Components.single_eff(reff_pix, [100.0])
         img = StampRenderer([get_psf("F555W")], 31, pad=128).render(comp, 1)
         m = cal.quick_measure(img, np.zeros_like(img), ["F555W"])
         return float(m["ci"][0])

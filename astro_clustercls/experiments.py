@@ -24,6 +24,7 @@ import numpy as np
 
 from ._constants import CLASS_NAMES, CLASSES, DEFAULT_BANDS
 from .utils._parameters import validate_choice
+from .utils._rst import grid_table
 
 __all__ = ["BundledRecipe", "BUNDLED_RECIPES", "simulated_splits", "predict_probs",
            "heldout_report", "train_bundled", "run_grid", "grid_to_rst", "main"]
@@ -341,7 +342,7 @@ def run_grid(*, archs=("resnet18",), label_sets=_LABEL_SETS, sizes=(25, 51), see
 
 
 def grid_to_rst(table):
-    """The grid as an RST table with the paper's and the human figures beside it."""
+    """The grid as a reST grid table, the paper's and the human figures beside it."""
     from .metrics import HUMAN_CONSISTENCY, PAPER_RESULTS
 
     header = ("network", "labels", "cutout", "class 1", "class 2", "class 3",
@@ -353,14 +354,7 @@ def grid_to_rst(table):
                  *(_fmt_range(PAPER_RESULTS[c]) + " %" for c in CLASSES), ""))
     rows.append(("human consistency", "", "",
                  *(_fmt_range(HUMAN_CONSISTENCY[c]) + " %" for c in CLASSES), ""))
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    rule = "  ".join("=" * w for w in widths)
-    lines = [rule, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-             rule]
-    lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True))
-              for row in rows]
-    lines.append(rule)
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+    return grid_table(header, rows) + "\n"
 
 
 def main(argv=None):

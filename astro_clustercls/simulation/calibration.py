@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .._constants import DEFAULT_BANDS
+from ..utils._rst import grid_table
 from .observing import DEFAULT_CONDITIONS
 from .photometry import flux_to_mag
 from .populations import DEFAULT_PARAMETERS, LEGUS_DISTANCES
@@ -464,18 +465,7 @@ def format_table(sim, legus):
                 "",
             ]
         )
-    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    hline = line.replace("-", "=")
-
-    def fmt_row(r):
-        cells = (x.ljust(w) for x, w in zip(r, widths, strict=True))
-        return "| " + " | ".join(cells) + " |"
-
-    out = [line, fmt_row(head), hline]
-    for r in rows:
-        out += [fmt_row(r), line]
-    return "\n".join(out)
+    return grid_table(head, rows)
 
 
 def main(argv=None):

@@ -21,6 +21,7 @@ from pathlib import Path
 from astro_clustercls._constants import CLASS_NAMES
 from astro_clustercls.metrics import HUMAN_CONSISTENCY as HUMAN
 from astro_clustercls.metrics import PAPER_RESULTS as PAPER
+from astro_clustercls.utils._rst import grid_table
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,20 +63,8 @@ def _by_class(mapping):
 
 
 def _table(header, rows):
-    """A reST grid table."""
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    sep = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    hsep = sep.replace("-", "=")
-
-    def line(row):
-        padded = (c.ljust(w) for c, w in zip(row, widths, strict=True))
-        return "| " + " | ".join(padded) + " |"
-
-    out = [sep, line(header), hsep]
-    for row in cells[1:]:
-        out += [line(row), sep]
-    return "\n".join(out) + "\n"
+    """A reST grid table, newline-terminated."""
+    return grid_table(header, rows) + "\n"
 
 
 def card_name(entry):

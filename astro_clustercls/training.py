@@ -29,6 +29,7 @@ from astropy.table import QTable
 
 from ._constants import CLASSES
 from .flags import FLAGS
+from .preprocessing import dihedral
 from .utils._files import atomic_write
 from .utils._meta import get_meta
 from .utils._parameters import validate_choice, validate_positive_int
@@ -153,13 +154,6 @@ def stratified_split(labels, val_fraction=0.2, *, seed=0):
     val = np.sort(np.concatenate(val)).astype(np.int64) if val else np.zeros(0, int)
     train_idx = np.setdiff1d(np.arange(labels.size), val).astype(np.int64)
     return train_idx, val
-
-
-def _dihedral(x, k):
-    """The k-th (0..7) of the 8 rotations/flips of a tensor's last two axes."""
-    if k >= 4:
-        x = torch.flip(x, dims=(-1,))
-    return torch.rot90(x, k % 4, dims=(-2, -1))
 
 
 def _shift(x, dx, dy):
@@ -346,7 +340,7 @@ class LabelledCutouts(torch.utils.data.Dataset):
     def _augment(self, x, index):
         rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch, index])
         k = int(rng.integers(8))
-        x = _dihedral(x, k)
+        x = dihedral(x, k)
         if self.max_shift:
             dx, dy = (int(v) for v in rng.integers(-self.max_shift, self.max_shift + 1,
                                                     size=2))
@@ -1089,7 +1083,7 @@ def predict_logits(model, dataset, *, batch_size=256, device=None, tta=False,
     with torch.no_grad():
         for start in range(0, tensors.shape[0], batch_size):
             x = tensors[start:start + batch_size].to(device)
-            views = [_dihedral(x, k) for k in range(8)] if tta else [x]
+            views = [dihedral(x, k) for k in range(8)] if tta else [x]
             acc = None
             for v in views:
                 if channels_last:

@@ -20,7 +20,8 @@ Every input row is kept, in input order. ``meta['astro_clustercls']`` records
 the provenance (versions, model, weights and their sha256, bands, cutout size,
 normalisation, device, numerical precision, how positions were read).
 
-Speed and memory: the network runs in ``channels_last`` layout under bfloat16
+Speed and memory: the network, its BatchNorm layers folded into the
+convolutions, runs in ``channels_last`` layout under bfloat16
 autocast where the hardware does bfloat16 natively (CPUs with AVX512-BF16 or
 AMX, CUDA GPUs since Ampere; float16 on older CUDA GPUs), float32 elsewhere
 (``precision=`` opts out). Sources are processed in chunks of a few thousand,
@@ -211,6 +212,7 @@ def _cached_network(model, weights, file_key, meta_json, device, channels_last=F
     import torch
 
     from .models import get_model
+    from .models._fusion import fold_batchnorm
 
     if file_key is None:
         net = get_model(model, weights="DEFAULT" if weights is None else weights,
@@ -221,6 +223,8 @@ def _cached_network(model, weights, file_key, meta_json, device, channels_last=F
     net.eval()
     for param in net.parameters():
         param.requires_grad_(False)
+    # BatchNorm folded into the convolutions: same function, ~5 % faster
+    fold_batchnorm(net)
     if channels_last:
         net.to(memory_format=torch.channels_last)
     return net

@@ -26,7 +26,7 @@ from ._constants import CLASS_NAMES, CLASSES, DEFAULT_BANDS
 from .utils._parameters import validate_choice
 from .utils._rst import grid_table
 
-__all__ = ["BundledRecipe", "BUNDLED_RECIPES", "simulated_splits", "predict_probs",
+__all__ = ["BundledRecipe", "RECIPES", "BUNDLED_RECIPES", "simulated_splits", "predict_probs",
            "heldout_report", "train_bundled", "run_grid", "grid_to_rst", "main"]
 
 
@@ -54,17 +54,38 @@ class BundledRecipe:
     #: draw depth, background and PSF width anew every 256 training objects
     #: (`~astro_clustercls.simulation.VARY_CONDITIONS`)
     vary_conditions: bool = False
-    #: bf16 autocast trains ~1.5x faster on CPUs with native bf16, but its oneDNN
-    #: kernels are not bit-reproducible run to run; the bundled networks use fp32
+    #: bf16 autocast (on CPUs with native bf16 and on GPUs): ~1.5-1.8x faster
+    #: training; bit-reproducible with one CPU thread at 51 px (measured), not
+    #: with several threads (see `~astro_clustercls.training.train`)
     amp: bool = False
+    #: torch CPU threads the recipe is reproducible with (None: torch's default)
+    threads: int | None = None
+    #: fused optimizer step (`~astro_clustercls.training.train`'s ``fused``):
+    #: faster, but rounds differently from the unfused step the recipes so
+    #: far were trained with
+    fused_optimizer: bool = False
 
 
-#: The recipes of the bundled networks (sized to train on 2 CPU cores in a session).
+#: Every recipe that produced bundled weights, by (architecture, member), so
+#: that each bundled file stays reproducible after newer recipes replace it.
+RECIPES = {
+    ("resnet18", "SIM_V1"): BundledRecipe("resnet18"),
+    # 51-px cutouts (the reduced grid: +8-11 points over 25 px), observing
+    # conditions varied per block, bf16 on one thread per network so that
+    # both networks train side by side on 2 cores
+    ("resnet18", "SIM_V2"): BundledRecipe(
+        "resnet18", member="SIM_V2", cutout_size=51, n_train=60000, epochs=12,
+        vary_conditions=True, amp=True, threads=1),
+    # VGG19-BN costs ~5x ResNet18 per image on a CPU: fewer objects and epochs
+    ("vgg19_bn", "SIM_V2"): BundledRecipe(
+        "vgg19_bn", member="SIM_V2", cutout_size=51, n_train=24000, n_val=3000,
+        epochs=8, lr=5e-4, vary_conditions=True, amp=True, threads=1),
+}
+
+#: The recipe of each architecture's default bundled network.
 BUNDLED_RECIPES = {
-    "resnet18": BundledRecipe("resnet18"),
-    # VGG19-BN costs ~8x ResNet18 per image on a CPU: a smaller run
-    "vgg19_bn": BundledRecipe("vgg19_bn", n_train=16000, n_val=3000, epochs=5,
-                              lr=5e-4, early_stopping=2),
+    "resnet18": RECIPES["resnet18", "SIM_V2"],
+    "vgg19_bn": RECIPES["vgg19_bn", "SIM_V2"],
 }
 
 _LABEL_SETS = ("truth", "consensus", "single_expert")
@@ -216,6 +237,7 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
 
     arch = validate_choice("arch", arch, tuple(BUNDLED_RECIPES))
     recipe = recipe or BUNDLED_RECIPES[arch]
+    threads = threads or recipe.threads
     if threads:
         torch.set_num_threads(int(threads))
     workdir = Path(workdir) / f"{arch}-{recipe.member.lower()}-seed{seed}"
@@ -245,7 +267,7 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
                    checkpoint=checkpoint,
                    resume=resume and checkpoint.exists(),
                    log=workdir / "history.ecsv", progress_bar=progress_bar,
-                   amp=recipe.amp)
+                   amp=recipe.amp, fused=recipe.fused_optimizer)
     probs = predict_probs(result.model, test_ts.data, normalization=norm)
     report, metrics = heldout_report(probs, test_ts)
     report.write(workdir / "heldout.ecsv", overwrite=True)
@@ -272,8 +294,10 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
             "label_set": recipe.label_set,
             "training_data": (
                 f"astro_clustercls.simulation v{SIMULATOR_VERSION}: "
-                f"{recipe.n_train} simulated cutouts of training galaxies at 4-23 Mpc "
-                f"(seed {seed}); validation {recipe.n_val}; no real HST image, no "
+                f"{recipe.n_train} simulated cutouts of training galaxies at 4-23 Mpc"
+                + (", depth, background and PSF width varied per block of objects"
+                   if recipe.vary_conditions else "")
+                + f" (seed {seed}); validation {recipe.n_val}; no real HST image, no "
                 "human label, no ImageNet initialisation"),
             "simulator_version": SIMULATOR_VERSION,
             "metrics": metrics | {"heldout_galaxy": dict(HELD_OUT_GALAXY)},
@@ -283,7 +307,8 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
                 "Intended as a starting point to fine-tune on real labelled catalogs "
                 "(astro_clustercls.training.fine_tune); its accuracy on real HST "
                 "images is unmeasured. Reproduce with: python -m "
-                f"astro_clustercls.experiments bundled --arch {arch} --seed {seed}"),
+                f"astro_clustercls.experiments bundled --arch {arch} "
+                f"--member {recipe.member} --seed {seed}"),
         }
         member = register_bundled_weights(result.model, arch, recipe.member, meta,
                                           overwrite=True)
@@ -364,6 +389,8 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("bundled", help="train a bundled network from its recipe")
     p.add_argument("--arch", required=True, choices=sorted(BUNDLED_RECIPES))
+    p.add_argument("--member", default=None,
+                   help="which recipe of RECIPES (default: the bundled default's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default="runs/bundled")
     p.add_argument("--no-resume", action="store_true")
@@ -398,7 +425,13 @@ def main(argv=None):
         if args.rst:
             Path(args.rst).write_text(grid_to_rst(table))
         return 0
-    recipe = BUNDLED_RECIPES[args.arch]
+    if args.member is None:
+        recipe = BUNDLED_RECIPES[args.arch]
+    elif (args.arch, args.member) in RECIPES:
+        recipe = RECIPES[args.arch, args.member]
+    else:
+        parser.error(f"no recipe {args.member!r} for {args.arch}; known: "
+                     + ", ".join(m for a, m in RECIPES if a == args.arch))
     if args.quick:
         from dataclasses import replace
 

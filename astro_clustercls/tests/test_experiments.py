@@ -19,8 +19,10 @@ from astro_clustercls.experiments import (
 )
 from astro_clustercls.models import _api, get_model, get_model_weights
 
+# fp32: at 15 px oneDNN's bf16 kernels are not bit-reproducible even on one
+# thread (at the recipes' 51 px they are: measured)
 TINY = replace(BUNDLED_RECIPES["resnet18"], cutout_size=15, n_train=96, n_val=48,
-               n_test=64, epochs=1, batch_size=32)
+               n_test=64, epochs=1, batch_size=32, amp=False)
 
 
 @pytest.fixture
@@ -72,7 +74,7 @@ def test_train_bundled_tiny_is_reproducible_and_registers(tmp_path, registry):
                            res2.model.state_dict().values(), strict=True):
         assert torch.equal(v1, v2), k
     assert len(rep1) == 4 and rep1["n"].sum() == TINY.n_test
-    run = tmp_path / "a" / "resnet18-sim_v1-seed3"
+    run = tmp_path / "a" / f"resnet18-{TINY.member.lower()}-seed3"
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["recipe"]["seed"] == 3 and saved["recipe"]["n_train"] == 96
     assert (run / "history.ecsv").exists() and (run / "checkpoint.pt").exists()

@@ -26,8 +26,8 @@ from ._constants import CLASS_NAMES, CLASSES, DEFAULT_BANDS
 from .utils._parameters import validate_choice
 from .utils._rst import grid_table
 
-__all__ = ["BundledRecipe", "RECIPES", "BUNDLED_RECIPES", "simulated_splits", "predict_probs",
-           "heldout_report", "train_bundled", "run_grid", "grid_to_rst", "main"]
+__all__ = ["BundledRecipe", "RECIPES", "BUNDLED_RECIPES", "simulated_splits",
+           "predict_probs", "heldout_report", "train_bundled", "run_grid", "grid_to_rst", "main"]
 
 
 @dataclass(frozen=True)

@@ -745,8 +745,9 @@ def train(model, train_set, val_set=None, *, epochs=20, batch_size=128, lr=1e-3,
               "weight_decay": float(weight_decay), "optimizer": optimizer_name,
               "momentum": float(momentum), "schedule": str(schedule),
               "class_balance": str(class_balance), "early_stopping": patience,
-              "seed": int(seed), "amp": str(amp_dtype), "channels_last": bool(
-                  channels_last), "fused": bool(fused), "classes": [int(c) for c in classes],
+              "seed": int(seed), "amp": str(amp_dtype),
+              "channels_last": bool(channels_last), "fused": bool(fused),
+              "classes": [int(c) for c in classes],
               "n_train": len(train_set), "n_val": len(val_set) if val_set else 0}
     keys = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc",
             "val_balanced_acc"] + [f"val_recall_{int(c)}" for c in classes] + \

@@ -106,7 +106,8 @@ def main(argv=None):
     rate = {k: imgs / min(v) for k, v in times.items()}
     print(f"plain fp32 NCHW loop              : {rate['plain']:7.0f} img/s")
     print(f"fp32 channels_last                : {rate['cl']:7.0f} img/s")
-    print(f"train's settings (channels_last + {'bf16' if amp else 'fp32'} + fused AdamW): "
+    prec = "bf16" if amp else "fp32"
+    print(f"train's settings (channels_last + {prec} + fused AdamW): "
           f"{rate['train']:7.0f} img/s")
     print(f"speed ratio, train's settings / plain fp32 loop: "
           f"{rate['train'] / rate['plain']:.2f}x  (goal >= 1.5x)")

@@ -30,7 +30,7 @@ def _conv_bn_pairs(model):
         children = dict(parent.named_children())
         if isinstance(parent, nn.Sequential):
             names = list(children)
-            for a, b in zip(names[:-1], names[1:]):
+            for a, b in zip(names[:-1], names[1:], strict=True):
                 if isinstance(children[a], nn.Conv2d) and \
                         isinstance(children[b], nn.BatchNorm2d):
                     yield parent, a, b
@@ -79,7 +79,8 @@ def fold_batchnorm(model):
     True
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"'model' must be a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError("'model' must be a torch.nn.Module, got "
+                        f"{type(model).__name__}")
     if model.training:
         raise ValueError("'model' must be in evaluation mode (call .eval()) before "
                          "its BatchNorm layers are folded")

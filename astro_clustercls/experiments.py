@@ -27,7 +27,8 @@ from .utils._parameters import validate_choice
 from .utils._rst import grid_table
 
 __all__ = ["BundledRecipe", "RECIPES", "BUNDLED_RECIPES", "simulated_splits",
-           "predict_probs", "heldout_report", "train_bundled", "run_grid", "grid_to_rst", "main"]
+           "predict_probs", "heldout_report", "train_bundled", "run_grid",
+           "grid_to_rst", "main"]
 
 
 @dataclass(frozen=True)

@@ -127,16 +127,34 @@ def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
 
 
 def predict_probs(model, data, *, normalization="asinh-v1", batch_size=256,
-                  device="cpu"):
+                  device="cpu", temperature=1.0, tta=False, return_logits=False):
     """
     Class probabilities of a network for an (N, B, S, S) array of raw cutouts.
 
     Each object is normalised on its own (the result does not depend on the
     batch), then `~astro_clustercls.training.predict_logits` runs the network.
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+    data : ndarray (N, B, S, S)
+        Raw cutouts (NaN where there are no pixels).
+    normalization : str, optional
+        The network's normalisation recipe.
+    batch_size, device : optional
+        See `~astro_clustercls.training.predict_logits`.
+    temperature : float, optional
+        Divide the logits by this before the softmax (temperature scaling).
+    tta : bool, optional
+        Average the logits over the 8 rotations/flips.
+    return_logits : bool, optional
+        Also return the logits (before the temperature).
+
     Returns
     -------
     probs : ndarray (N, 4) float32
+    logits : ndarray (N, 4) float32
+        Only with ``return_logits``.
     """
     import torch
 
@@ -144,8 +162,9 @@ def predict_probs(model, data, *, normalization="asinh-v1", batch_size=256,
     from .training import predict_logits
 
     logits = predict_logits(model, normalize(data, recipe=normalization),
-                            batch_size=batch_size, device=device)
-    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+                            batch_size=batch_size, device=device, tta=tta)
+    probs = torch.softmax(torch.from_numpy(logits) / float(temperature), dim=1).numpy()
+    return (probs, logits) if return_logits else probs
 
 
 def heldout_report(probs, test_set):
@@ -269,16 +288,29 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
                    resume=resume and checkpoint.exists(),
                    log=workdir / "history.ecsv", progress_bar=progress_bar,
                    amp=recipe.amp, fused=recipe.fused_optimizer)
-    probs = predict_probs(result.model, test_ts.data, normalization=norm)
+    probs, test_logits = predict_probs(result.model, test_ts.data, normalization=norm,
+                                       return_logits=True)
     report, metrics = heldout_report(probs, test_ts)
     report.write(workdir / "heldout.ecsv", overwrite=True)
     print(report, flush=True)
-    val_probs = predict_probs(result.model, val_ts.data, normalization=norm)
-    from .metrics import per_class_accuracy
+    val_probs, val_logits = predict_probs(result.model, val_ts.data,
+                                          normalization=norm, return_logits=True)
+    from .metrics import expected_calibration_error, per_class_accuracy
+    from .training import fit_temperature
 
     val_pred = CLASSES[np.argmax(val_probs, axis=1)]
     metrics["val_recall"] = {int(c): float(r) for c, r in zip(
         CLASSES, per_class_accuracy(val_ts.labels, val_pred), strict=True)}
+    # calibration: the temperature that fits the validation set (the
+    # classifier applies it), and what it does to the calibration error
+    temperature = fit_temperature(val_logits, val_ts.labels)
+    metrics["temperature"] = round(temperature, 4)
+    for name, logits, labels in (("val", val_logits, val_ts.labels),
+                                 ("heldout", test_logits, test_ts.true_labels)):
+        for suffix, t in (("", 1.0), ("_calibrated", temperature)):
+            p = torch.softmax(torch.from_numpy(logits) / t, dim=1).numpy()
+            metrics[f"{name}_ece{suffix}"] = round(
+                float(expected_calibration_error(p, labels)), 4)
     metrics["best_epoch"] = int(result.best_epoch)
     # from the epoch log, so that a resumed run reports the whole training
     metrics["train_seconds"] = round(float(np.sum(result.history["seconds"])), 1)
@@ -301,6 +333,7 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
                 + f" (seed {seed}); validation {recipe.n_val}; no real HST image, no "
                 "human label, no ImageNet initialisation"),
             "simulator_version": SIMULATOR_VERSION,
+            "temperature": metrics["temperature"],
             "metrics": metrics | {"heldout_galaxy": dict(HELD_OUT_GALAXY)},
             "recipe": config,
             "notes": (

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from astro_clustercls import experiments
+from astro_clustercls import ClusterClassifier, experiments
 from astro_clustercls.experiments import (
     BUNDLED_RECIPES,
     heldout_report,
     predict_probs,
+    simulated_splits,
     train_bundled,
 )
+from astro_clustercls.training import fit_temperature
 from astro_clustercls.models import _api, get_model, get_model_weights
 
 # fp32: at 15 px oneDNN's bf16 kernels are not bit-reproducible even on one
@@ -91,6 +93,17 @@ def test_train_bundled_tiny_is_reproducible_and_registers(tmp_path, registry):
     for path in (member.full_path, registry / "manifest.json"):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
     assert member.meta["metrics"]["train_seconds"] > 0
+    # calibrated: the temperature fits the validation set, and the classifier
+    # built on the bundled member applies it
+    _, val, _ = simulated_splits(size=TINY.cutout_size, seed=3, n_train=TINY.n_train,
+                                 n_val=TINY.n_val, n_test=TINY.n_test,
+                                 vary_conditions=TINY.vary_conditions)
+    _, logits = predict_probs(res1.model, val.data, return_logits=True)
+    t = fit_temperature(logits, val.labels)
+    assert member.meta["temperature"] == pytest.approx(t, rel=1e-3)
+    assert ClusterClassifier("resnet18").temperature == member.meta["temperature"]
+    for key in ("val_ece", "val_ece_calibrated", "heldout_ece", "heldout_ece_calibrated"):
+        assert 0 <= member.meta["metrics"][key] <= 1
     assert member.meta["metrics"]["train_seconds"] == pytest.approx(
         float(res1.history["seconds"].sum()), abs=0.2)
 

@@ -18,8 +18,8 @@ from astro_clustercls.experiments import (
     simulated_splits,
     train_bundled,
 )
-from astro_clustercls.training import fit_temperature
 from astro_clustercls.models import _api, get_model, get_model_weights
+from astro_clustercls.training import fit_temperature
 
 # fp32: at 15 px oneDNN's bf16 kernels are not bit-reproducible even on one
 # thread (at the recipes' 51 px they are: measured)

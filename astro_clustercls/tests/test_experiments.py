@@ -102,7 +102,8 @@ def test_train_bundled_tiny_is_reproducible_and_registers(tmp_path, registry):
     t = fit_temperature(logits, val.labels)
     assert member.meta["temperature"] == pytest.approx(t, rel=1e-3)
     assert ClusterClassifier("resnet18").temperature == member.meta["temperature"]
-    for key in ("val_ece", "val_ece_calibrated", "heldout_ece", "heldout_ece_calibrated"):
+    for key in ("val_ece", "val_ece_calibrated", "heldout_ece",
+                "heldout_ece_calibrated"):
         assert 0 <= member.meta["metrics"][key] <= 1
     assert member.meta["metrics"]["train_seconds"] == pytest.approx(
         float(res1.history["seconds"].sum()), abs=0.2)

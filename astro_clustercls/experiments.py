@@ -28,7 +28,7 @@ from .utils._rst import grid_table
 
 __all__ = ["BundledRecipe", "RECIPES", "BUNDLED_RECIPES", "simulated_splits",
            "predict_probs", "heldout_report", "train_bundled", "run_grid",
-           "grid_to_rst", "main"]
+           "grid_to_rst", "compare_options", "options_to_rst", "main"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,12 @@ BUNDLED_RECIPES = {
 _LABEL_SETS = ("truth", "consensus", "single_expert")
 
 
+def _split_rngs(seed):
+    """The generators of the training, validation and held-out sets of a seed."""
+    seeds = np.random.SeedSequence(seed).spawn(3)
+    return tuple(np.random.default_rng(s) for s in seeds)
+
+
 def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
                      bands=DEFAULT_BANDS, vary_conditions=False):
     """
@@ -115,8 +121,7 @@ def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
 
     label_set = validate_choice("label_set", label_set, _LABEL_SETS)
     noise = None if label_set == "truth" else label_set
-    ss = np.random.SeedSequence(seed)
-    s_train, s_val, s_test = (np.random.default_rng(s) for s in ss.spawn(3))
+    s_train, s_val, s_test = _split_rngs(seed)
     train = make_training_set(n_train, size, s_train, bands=bands, label_noise=noise,
                               vary_conditions=vary_conditions)
     val = make_training_set(n_val, size, s_val, bands=bands, label_noise=noise,
@@ -416,6 +421,127 @@ def grid_to_rst(table):
     return grid_table(header, rows) + "\n"
 
 
+def _scores(name, probs, true):
+    from .metrics import expected_calibration_error, per_class_accuracy
+
+    pred = CLASSES[np.argmax(probs, axis=1)]
+    rec = per_class_accuracy(true, pred)
+    return [name, *(float(r) for r in rec), float(np.mean(pred == true)),
+            float(np.nanmean(np.asarray(rec, float))),
+            float(expected_calibration_error(probs, true))]
+
+
+def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
+                    n_test=8000, drop_band="F275W", batch_size=256, device="cpu"):
+    """
+    What test-time augmentation, an ensemble, temperature scaling and a missing
+    band do to bundled networks on the held-out simulated galaxy.
+
+    The held-out and validation sets are those of the networks' recipe (same
+    seed and cutout size, so none of these objects was trained on). For each
+    network: as is, with its validation temperature (calibration only: the
+    labels do not change), with test-time augmentation over the 8
+    rotations/flips, and with ``drop_band`` missing (its normalised plane set
+    to zero, as `~astro_clustercls.ClusterClassifier` does with
+    ``missing_bands='zero'``); then the ensemble of all networks (mean of the
+    calibrated probabilities; for two networks this is the mode of their
+    labels with ties broken by the mean probability), with and without
+    test-time augmentation.
+
+    Parameters
+    ----------
+    models : sequence of str
+        Bundled networks (their ``DEFAULT`` weights), all of one cutout size.
+    seed : int, optional
+        Seed of the held-out set (default: the first network's recipe seed).
+    n_val, n_test : int, optional
+        Sizes of the validation set (for the temperatures) and of the held-out
+        set (default 4000 and 8000, as the recipes).
+    drop_band : str, optional
+        The band taken away in the missing-band rows.
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        One row per option: ``option``, ``recall_1`` .. ``recall_4``,
+        ``accuracy``, ``balanced_accuracy`` and ``ece`` (expected calibration
+        error, 10 bins), all against the true classes.
+    """
+    import torch
+    from astropy.table import QTable
+
+    from .models import get_model
+    from .simulation import make_training_set
+    from .training import fit_temperature
+
+    nets = [get_model(m, weights="DEFAULT") for m in models]
+    metas = [net.clustercls_meta for net in nets]
+    sizes = {int(m["cutout_size"]) for m in metas}
+    if len(sizes) != 1:
+        raise ValueError(f"'models' must share one cutout size, got {sorted(sizes)}")
+    size = sizes.pop()
+    recipe = metas[0].get("recipe", {})
+    seed = int(recipe.get("seed", 0) if seed is None else seed)
+    bands = tuple(metas[0]["bands"])
+    _, r_val, r_test = _split_rngs(seed)
+    val = make_training_set(n_val, size, r_val, bands=bands,
+                            vary_conditions=bool(recipe.get("vary_conditions", False)))
+    test = make_training_set(n_test, size, r_test, bands=bands, held_out=True,
+                             label_noise="consensus")
+    true = np.asarray(test.true_labels)
+    drop = bands.index(validate_choice("drop_band", drop_band, bands))
+
+    def run(net, meta, data, *, tta=False, temperature=1.0, missing=None):
+        from .preprocessing import normalize
+        from .training import predict_logits
+
+        x = normalize(data, recipe=meta["normalization"])
+        if missing is not None:
+            x[:, missing] = 0
+        logits = predict_logits(net, x, batch_size=batch_size, device=device, tta=tta)
+        return torch.softmax(torch.from_numpy(logits) / temperature, dim=1).numpy(), \
+            logits
+
+    rows, calibrated, calibrated_tta = [], [], []
+    for name, net, meta in zip(models, nets, metas, strict=True):
+        _, val_logits = run(net, meta, val.data)
+        t = fit_temperature(val_logits, val.labels)
+        probs, logits = run(net, meta, test.data)
+        rows.append(_scores(name, probs, true))
+        cal = torch.softmax(torch.from_numpy(logits) / t, dim=1).numpy()
+        rows.append(_scores(f"{name} + temperature (T={t:.2f})", cal, true))
+        calibrated.append(cal)
+        tta_probs, _ = run(net, meta, test.data, tta=True, temperature=t)
+        rows.append(_scores(f"{name} + temperature + TTA", tta_probs, true))
+        calibrated_tta.append(tta_probs)
+        miss, _ = run(net, meta, test.data, temperature=t, missing=drop)
+        rows.append(_scores(f"{name} + temperature, no {bands[drop]}", miss, true))
+    if len(nets) > 1:
+        label = " + ".join(models)
+        rows.append(_scores(f"ensemble {label}", np.mean(calibrated, axis=0), true))
+        rows.append(_scores(f"ensemble {label} + TTA", np.mean(calibrated_tta, axis=0),
+                            true))
+    names = ["option", *(f"recall_{c}" for c in CLASSES), "accuracy",
+             "balanced_accuracy", "ece"]
+    table = QTable(rows=rows, names=names)
+    table.meta.update(seed=seed, n_val=n_val, n_test=n_test, cutout_size=size,
+                      weights={m: meta["sha256"] for m, meta in zip(models, metas,
+                                                                    strict=True)})
+    return table
+
+
+def options_to_rst(table):
+    """`compare_options`'s table as a reST grid table."""
+    header = ("option", "class 1", "class 2", "class 3", "class 4", "overall",
+              "balanced", "ECE")
+    rows = [(str(r["option"]),
+             *(f"{100 * float(r[f'recall_{c}']):.0f} %" for c in CLASSES),
+             f"{100 * float(r['accuracy']):.1f} %",
+             f"{100 * float(r['balanced_accuracy']):.1f} %",
+             f"{float(r['ece']):.3f}") for r in table]
+    return grid_table(header, rows) + "\n"
+
+
 def main(argv=None):
     """Command line: ``python -m astro_clustercls.experiments bundled ...``."""
     parser = argparse.ArgumentParser(prog="python -m astro_clustercls.experiments",
@@ -447,7 +573,28 @@ def main(argv=None):
     g.add_argument("--threads", type=int, default=None)
     g.add_argument("--out", default=None, help="write the table as ECSV here")
     g.add_argument("--rst", default=None, help="write the table as RST here")
+    o = sub.add_parser("options", help="what TTA, an ensemble, temperature scaling "
+                       "and a missing band do on the held-out galaxy")
+    o.add_argument("--models", nargs="+", default=["resnet18", "vgg19_bn"],
+                   choices=sorted(BUNDLED_RECIPES))
+    o.add_argument("--n-test", type=int, default=8000)
+    o.add_argument("--n-val", type=int, default=4000)
+    o.add_argument("--threads", type=int, default=None)
+    o.add_argument("--out", default=None, help="write the table as ECSV here")
+    o.add_argument("--rst", default=None, help="write the table as RST here")
     args = parser.parse_args(argv)
+    if args.command == "options":
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        table = compare_options(args.models, n_val=args.n_val, n_test=args.n_test)
+        print(table)
+        if args.out:
+            table.write(args.out, overwrite=True)
+        if args.rst:
+            Path(args.rst).write_text(options_to_rst(table))
+        return 0
     if args.command == "grid":
         table = run_grid(archs=args.archs, label_sets=args.label_sets,
                          sizes=args.sizes, seed=args.seed, n_train=args.n_train,

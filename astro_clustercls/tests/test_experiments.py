@@ -136,3 +136,46 @@ def test_run_grid_tiny_and_rst(tmp_path):
     assert set(lines[2]) == {"+", "="}
     assert "Wei+2020, NGC 1559" in rst and "70-80 %" in rst
     assert sum(line.startswith("| resnet18") for line in lines) == 2
+
+
+def test_compare_options_tiny(registry):
+    """Every option's row against a recomputation from the networks' own outputs."""
+    from astro_clustercls._constants import CLASS_NAMES, DEFAULT_BANDS
+    from astro_clustercls.experiments import compare_options, options_to_rst
+    from astro_clustercls.metrics import per_class_accuracy
+    from astro_clustercls.models import build_network, register_bundled_weights
+
+    meta = {"bands": list(DEFAULT_BANDS), "cutout_size": 15,
+            "normalization": "asinh-v1", "categories": list(CLASS_NAMES),
+            "label_set": "truth", "training_data": "none: random weights",
+            "simulator_version": "n/a", "metrics": {},
+            "recipe": {"seed": 5, "vary_conditions": False},
+            "notes": "random weights, test only"}
+    torch.manual_seed(1)
+    for arch in ("resnet18", "vgg19_bn"):
+        register_bundled_weights(build_network(arch).eval(), arch, "TEST", meta)
+    table = compare_options(("resnet18", "vgg19_bn"), n_val=40, n_test=48)
+    assert len(table) == 10 and table.meta["seed"] == 5
+    _, val, test = simulated_splits(size=15, seed=5, n_train=1, n_val=40, n_test=48)
+    true = test.true_labels
+    cal = []
+    for i, arch in enumerate(("resnet18", "vgg19_bn")):
+        net = get_model(arch, weights="DEFAULT")
+        _, logits = predict_probs(net, val.data, return_logits=True)
+        t = fit_temperature(logits, val.labels)
+        probs = predict_probs(net, test.data, temperature=t)
+        cal.append(probs)
+        plain, scaled, tta, missing = table[4 * i:4 * i + 4]
+        assert plain["option"] == arch and f"T={t:.2f}" in scaled["option"]
+        rec = per_class_accuracy(true, np.argmax(probs, axis=1) + 1)
+        for c in (1, 2, 3, 4):
+            # temperature scaling never changes a label
+            np.testing.assert_equal(plain[f"recall_{c}"], scaled[f"recall_{c}"])
+            np.testing.assert_allclose(scaled[f"recall_{c}"], rec[c - 1])
+        assert "TTA" in tta["option"] and "no F275W" in missing["option"]
+    ens = per_class_accuracy(true, np.argmax(np.mean(cal, axis=0), axis=1) + 1)
+    np.testing.assert_allclose([table[8][f"recall_{c}"] for c in (1, 2, 3, 4)], ens)
+    assert table[8]["accuracy"] == pytest.approx(
+        np.mean(np.argmax(np.mean(cal, axis=0), axis=1) + 1 == true))
+    rst = options_to_rst(table)
+    assert rst.count("\n+") == len(table) + 1 and "ensemble resnet18 + vgg19_bn" in rst

@@ -137,6 +137,19 @@ def render_card(entry, *, is_default=False):
                        f"{_pct(metrics.get('heldout_accuracy_consensus'))}).\n")
     else:
         out.append("No held-out figures are recorded in this network's meta.\n")
+    if meta.get("temperature") is not None:
+        out.append(_title("Calibration", "=", over=False))
+        out.append(
+            f"The classifier divides the logits by the temperature T = "
+            f"{float(meta['temperature']):.3f} fitted on the validation set "
+            "(:func:`~astro_clustercls.training.fit_temperature`), which changes "
+            "the probabilities but never the labels. Expected calibration error "
+            "(10 bins):\n")
+        out.append(_table(["set", "T = 1", f"T = {float(meta['temperature']):.3f}"], [
+            [name, f"{metrics.get(f'{key}_ece', float('nan')):.3f}",
+             f"{metrics.get(f'{key}_ece_calibrated', float('nan')):.3f}"]
+            for key, name in (("val", "validation (training galaxies)"),
+                              ("heldout", "held-out galaxy"))]))
 
     out.append(_title("Intended use", "=", over=False))
     out.append(
@@ -147,7 +160,9 @@ def render_card(entry, *, is_default=False):
 
     out.append(_title("How to reproduce", "=", over=False))
     out.append("::\n\n    python -m astro_clustercls.experiments bundled "
-               f"--arch {model}" + (f" --seed {seed}" if seed is not None else "")
+               f"--arch {model} --member {member}"
+               + (f" --seed {seed}" if seed is not None else "")
+               + (f" --threads {recipe['threads']}" if recipe.get("threads") else "")
                + "\n")
     if recipe:
         out.append("The recipe recorded with the weights:\n")

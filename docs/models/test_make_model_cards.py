@@ -29,10 +29,14 @@ def _entry(model="resnet18", member="SIM_V1", seed=0):
             "heldout_accuracy_truth": 0.634, "heldout_accuracy_consensus": 0.58,
             "heldout_n": 8000,
             "heldout_galaxy": {"distance": 12.5, "background": "disk"},
+            "val_ece": 0.0412, "val_ece_calibrated": 0.0123,
+            "heldout_ece": 0.2345, "heldout_ece_calibrated": 0.1987,
         },
+        "temperature": 1.2345,
         "license": "BSD-3-Clause",
         "num_params": 11172292,
-        "recipe": {"arch": model, "epochs": 12, "lr": 0.001, "seed": seed},
+        "recipe": {"arch": model, "epochs": 12, "lr": 0.001, "seed": seed,
+                   "threads": 1},
         "notes": "Trained from scratch on simulated cutouts only.",
     }
     return json.loads(json.dumps({"model": model, "member": member,
@@ -43,6 +47,7 @@ def _entry(model="resnet18", member="SIM_V1", seed=0):
 def _parse(text):
     """Parse reST with docutils (Sphinx's :ref: as a plain role); raise on warnings."""
     roles.register_generic_role("ref", roles.nodes.emphasis)
+    roles.register_generic_role("func", roles.nodes.literal)
     return publish_doctree(text, settings_overrides={"halt_level": 2,
                                                      "report_level": 2})
 
@@ -54,12 +59,18 @@ def test_card_content():
                      "``asinh-v1``", "11,172,292", "BSD-3-Clause",
                      "0123abcd" + "e" * 56, "simulator version", "1.0",
                      "**not** trained on real HST images",
-                     "--arch resnet18 --seed 0", "fine-tune"):
+                     "--arch resnet18 --member SIM_V1 --seed 0 --threads 1",
+                     "fine-tune", "T = 1.234"):
         assert expected in text, expected
     # held-out recall of class 1 (81 %) beside the paper's 70 % and humans' 70-80 %
     row = next(line for line in text.splitlines() if line.startswith("| 1 "))
     assert "81 %" in row and "70 %" in row and "70-80 %" in row
     assert "Overall accuracy: 63 %" in text
+    # calibration error before and after the temperature, per set
+    row = next(line for line in text.splitlines() if "held-out galaxy" in line)
+    assert "0.234" in row and "0.199" in row
+    row = next(line for line in text.splitlines() if line.startswith("| validation"))
+    assert "0.041" in row and "0.012" in row
     _parse(text)
 
 
@@ -84,7 +95,7 @@ def test_index_and_files(tmp_path):
     # the default of each model is its last entry, as in the registry
     assert "(default)" in (tmp_path / "resnet18-sim_v1.rst").read_text()
     assert "(default)" not in (tmp_path / "resnet18-sim_v0.rst").read_text()
-    assert "--arch vgg19_bn --seed 3" in (tmp_path / "vgg19_bn-sim_v1.rst").read_text()
+    assert "--arch vgg19_bn --member SIM_V1 --seed 3" in (tmp_path / "vgg19_bn-sim_v1.rst").read_text()
     assert ".. toctree::" in index
     _parse(index.split(".. toctree::")[0])  # toctree is Sphinx-only
 

@@ -95,7 +95,8 @@ def test_index_and_files(tmp_path):
     # the default of each model is its last entry, as in the registry
     assert "(default)" in (tmp_path / "resnet18-sim_v1.rst").read_text()
     assert "(default)" not in (tmp_path / "resnet18-sim_v0.rst").read_text()
-    assert "--arch vgg19_bn --member SIM_V1 --seed 3" in (tmp_path / "vgg19_bn-sim_v1.rst").read_text()
+    text = (tmp_path / "vgg19_bn-sim_v1.rst").read_text()
+    assert "--arch vgg19_bn --member SIM_V1 --seed 3" in text
     assert ".. toctree::" in index
     _parse(index.split(".. toctree::")[0])  # toctree is Sphinx-only
 

@@ -1037,17 +1037,30 @@ def classify_sources(sources, images, *, model="resnet18", xcol=None, ycol=None,
     ----------
     sources, images, xcol, ycol, skycol, origin
         See `ClusterClassifier.classify`.
-    model : str, optional
-        Network name (default ``'resnet18'``).
+    model : str, or list or tuple, optional
+        Network name (default ``'resnet18'``). A list or tuple of two or more
+        members (names, ``(name, weights)`` pairs or classifiers) classifies
+        with an ensemble instead:
+        ``astro_clustercls.ensemble.ClusterEnsemble(model, **kwargs)``, whose
+        table also has ``class_agreement``, ``class_n_members`` and
+        ``member_class``.
     **kwargs
         Options of `ClusterClassifier` (``weights``, ``weights_path``,
-        ``device``, ``batch_size``, ``tta``, ...).
+        ``device``, ``batch_size``, ``tta``, ...), or of
+        `~astro_clustercls.ensemble.ClusterEnsemble` for an ensemble (its
+        weights are given per member).
 
     Returns
     -------
     `~astropy.table.QTable`
-        See `ClusterClassifier.classify`.
+        See `ClusterClassifier.classify` (or
+        `~astro_clustercls.ensemble.ClusterEnsemble.classify`).
     """
-    clf = ClusterClassifier(model, **kwargs)
+    if isinstance(model, (list, tuple)):
+        from .ensemble import ClusterEnsemble
+
+        clf = ClusterEnsemble(model, **kwargs)
+    else:
+        clf = ClusterClassifier(model, **kwargs)
     return clf.classify(sources, images, xcol=xcol, ycol=ycol, skycol=skycol,
                         origin=origin)

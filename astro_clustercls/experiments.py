@@ -573,6 +573,9 @@ def main(argv=None):
     g.add_argument("--threads", type=int, default=None)
     g.add_argument("--out", default=None, help="write the table as ECSV here")
     g.add_argument("--rst", default=None, help="write the table as RST here")
+    t = sub.add_parser("table", help="merge grid ECSV tables into one RST table")
+    t.add_argument("tables", nargs="+", help="ECSV files written by 'grid --out'")
+    t.add_argument("--rst", required=True, help="write the merged table here")
     o = sub.add_parser("options", help="what TTA, an ensemble, temperature scaling "
                        "and a missing band do on the held-out galaxy")
     o.add_argument("--models", nargs="+", default=["resnet18", "vgg19_bn"],
@@ -583,6 +586,18 @@ def main(argv=None):
     o.add_argument("--out", default=None, help="write the table as ECSV here")
     o.add_argument("--rst", default=None, help="write the table as RST here")
     args = parser.parse_args(argv)
+    if args.command == "table":
+        from astropy.table import QTable, vstack
+
+        table = vstack([QTable.read(f, format="ascii.ecsv") for f in args.tables])
+        order = {"resnet18": 0, "vgg19_bn": 1}
+        labels = {name: i for i, name in enumerate(_LABEL_SETS)}
+        table = table[np.lexsort((np.asarray(table["cutout_size"]),
+                                  [labels[str(v)] for v in table["label_set"]],
+                                  [order.get(str(v), 9) for v in table["arch"]]))]
+        Path(args.rst).write_text(grid_to_rst(table))
+        print(table)
+        return 0
     if args.command == "options":
         if args.threads:
             import torch

@@ -136,6 +136,13 @@ def test_run_grid_tiny_and_rst(tmp_path):
     assert set(lines[2]) == {"+", "="}
     assert "Wei+2020, NGC 1559" in rst and "70-80 %" in rst
     assert sum(line.startswith("| resnet18") for line in lines) == 2
+    # 'table' merges grids run separately, ordered arch / label set / size
+    a, b = tmp_path / "a.ecsv", tmp_path / "b.ecsv"
+    table[1:].write(a)
+    table[:1].write(b)
+    out = tmp_path / "grid.rst"
+    assert experiments.main(["table", str(a), str(b), "--rst", str(out)]) == 0
+    assert out.read_text() == rst
 
 
 def test_compare_options_tiny(registry):

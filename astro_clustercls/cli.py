@@ -173,20 +173,35 @@ def _class_summary(result):
     return lines
 
 
-def _add_classifier_options(parser, *, with_weights=True):
+def _add_classifier_options(parser, *, with_weights=True, ensemble=False):
     from ._constants import CLASSES  # noqa: F401 - cheap, keeps imports local
 
     group = parser.add_argument_group("classifier")
-    group.add_argument("--model", default="resnet18",
-                       help="network: resnet18 (default) or vgg19_bn")
+    if ensemble:
+        # repeatable: several networks make an ensemble (the mode of their classes)
+        group.add_argument("--model", action="append", default=None,
+                           metavar="MODEL",
+                           help="network: resnet18 (default) or vgg19_bn; several "
+                                "(--model resnet18 --model vgg19_bn, or "
+                                "--model resnet18,vgg19_bn) classify with an ensemble "
+                                "(the mode of their classes and the fraction that "
+                                "agree)")
+        many = {"action": "append"}
+        each = "; with several --model, give it once per model, in order"
+    else:
+        group.add_argument("--model", default="resnet18",
+                           help="network: resnet18 (default) or vgg19_bn")
+        many, each = {}, ""
     if with_weights:
-        group.add_argument("--weights", default=None,
-                           help="bundled weights entry (default: the model's DEFAULT)")
-    group.add_argument("--weights-path", default=None, metavar="FILE",
-                       help="external checkpoint (safetensors or a torch state dict)")
-    group.add_argument("--weights-sha256", default=None, metavar="HEX",
+        group.add_argument("--weights", default=None, **many,
+                           help="bundled weights entry (default: the model's "
+                                f"DEFAULT){each}")
+    group.add_argument("--weights-path", default=None, metavar="FILE", **many,
+                       help="external checkpoint (safetensors or a torch state "
+                            f"dict){each}")
+    group.add_argument("--weights-sha256", default=None, metavar="HEX", **many,
                        help="expected SHA-256 (or a prefix of >= 8 hex digits) of "
-                            "the --weights-path file")
+                            f"the --weights-path file{each}")
     group.add_argument("--device", default=None,
                        help="cpu, cuda, cuda:N, mps or auto (default: "
                             "astro_clustercls.conf.device)")
@@ -243,12 +258,53 @@ def add_classify_arguments(parser):
                      help="SkyCoord column, or RA,DEC column names (degrees)")
     pos.add_argument("--origin", type=int, choices=(0, 1), default=0,
                      help="0 (default) for 0-based pixel positions, 1 for 1-based")
-    _add_classifier_options(parser)
+    _add_classifier_options(parser, ensemble=True)
     parser.add_argument("--missing-bands", choices=("error", "zero"), default="error",
                         help="a band the network needs is missing: error (default) "
                              "or feed zeros and flag BAND_MISSING")
     parser.add_argument("--confidence-threshold", type=float, default=None,
                         metavar="P", help="flag LOW_CONFIDENCE below this probability")
+
+
+def _split_models(values):
+    """``--model`` values (repeated and/or comma-separated) to a list of names."""
+    names = []
+    for value in values or ["resnet18"]:
+        names += [part.strip() for part in value.split(",")]
+    if not all(names):
+        raise ValueError(f"--model: empty model name in {values!r}")
+    return names
+
+
+def _per_model(option, values, n):
+    """One value of a repeatable weights option per model (None where absent)."""
+    values = list(values or [])
+    if not values:
+        return [None] * n
+    if len(values) != n:
+        raise ValueError(f"{option} given {len(values)} time(s) for {n} --model "
+                         "network(s): give it once per model, in order, or not at all")
+    return values
+
+
+def _make_ensemble(args, models, **extra):
+    from .ensemble import ClusterEnsemble
+
+    weights = _per_model("--weights", args.weights, len(models))
+    paths = _per_model("--weights-path", args.weights_path, len(models))
+    hashes = _per_model("--weights-sha256", args.weights_sha256, len(models))
+    members = []
+    for model, entry, path, sha in zip(models, weights, paths, hashes, strict=True):
+        if path is None and entry is None and not _has_bundled_weights(model):
+            raise CLIError(
+                f"no bundled weights for model {model!r} in this installation yet "
+                "(astro_clustercls/models/data/ holds none); pass a weights file "
+                "for each --model with --weights-path FILE", status=3)
+        options = {k: v for k, v in (("weights", entry), ("weights_path", path),
+                                     ("weights_sha256", sha)) if v is not None}
+        members.append((model, options))
+    return ClusterEnsemble(members, device=args.device, batch_size=args.batch_size,
+                           progress_bar=args.progress, tta=args.tta, **extra)
 
 
 def run_classify(args):
@@ -260,8 +316,18 @@ def run_classify(args):
     regions = _check_output(args.regions, args.overwrite, "--regions")
     files = _parse_images(args.images)
     # options and weights first: a typo fails before large images are opened
-    clf = _make_classifier(args, missing_bands=args.missing_bands,
-                           confidence_threshold=args.confidence_threshold)
+    models = _split_models(args.model)
+    extra = {"missing_bands": args.missing_bands,
+             "confidence_threshold": args.confidence_threshold}
+    if len(models) > 1:
+        clf = _make_ensemble(args, models, **extra)
+    else:
+        for option in ("weights", "weights_path", "weights_sha256"):
+            values = _per_model("--" + option.replace("_", "-"),
+                                getattr(args, option), 1)
+            setattr(args, option, values[0])
+        args.model = models[0]
+        clf = _make_classifier(args, **extra)
     images = BandImages.from_files(files, hdu=_parse_hdu(args.hdu))
     sources = _read_sources(args.sources, args.sources_format)
     t0 = time.perf_counter()
@@ -270,11 +336,29 @@ def run_classify(args):
     elapsed = time.perf_counter() - t0
     written = [str(p) for p in _write_outputs(result, out, regions, args.overwrite)]
     meta = result.meta["astro_clustercls"]
-    sha = meta.get("weights_sha256") or "unknown"
-    print(f"{PROG}: classified {meta['n_classified']} of {len(result)} sources with "
-          f"{meta['model']} (weights {meta['weights']}, sha256 {sha[:12]}) on "
-          f"{meta['device']} in {elapsed:.1f} s; positions from {meta['positions']}")
+    if meta.get("ensemble"):
+        nets = ", ".join(f"{m['model']} (weights {m['weights']}, sha256 "
+                         f"{(m.get('weights_sha256') or 'unknown')[:12]})"
+                         for m in meta["members"])
+        devices = ", ".join(sorted({m["device"] for m in meta["members"]}))
+        print(f"{PROG}: classified {meta['n_classified']} of {len(result)} sources "
+              f"with the {meta['ensemble']} of {meta['n_members']} networks: {nets} "
+              f"on {devices} in {elapsed:.1f} s; positions from {meta['positions']}")
+    else:
+        sha = meta.get("weights_sha256") or "unknown"
+        print(f"{PROG}: classified {meta['n_classified']} of {len(result)} sources "
+              f"with {meta['model']} (weights {meta['weights']}, sha256 {sha[:12]}) "
+              f"on {meta['device']} in {elapsed:.1f} s; positions from "
+              f"{meta['positions']}")
     print("\n".join(_class_summary(result)))
+    if meta.get("ensemble"):
+        import numpy as np
+
+        agree = np.asarray(result["class_agreement"], dtype=float)
+        agree = agree[np.isfinite(agree)]
+        if agree.size:
+            print(f"  members agree: {np.count_nonzero(agree == 1)} of {agree.size} "
+                  f"classified rows unanimous, mean agreement {agree.mean():.2f}")
     print(f"wrote {', '.join(written)}")
     return 0
 

@@ -431,8 +431,26 @@ def _scores(name, probs, true):
             float(expected_calibration_error(probs, true))]
 
 
+def _adapt(net, meta, data, labels, *, epochs, lr, seed, device):
+    """Fine-tune a copy of ``net`` on simulated objects of the target field."""
+    import copy
+
+    from .training import LabelledCutouts, train
+
+    recipe = meta.get("recipe", {})
+    model = copy.deepcopy(net)
+    for param in model.parameters():
+        param.requires_grad_(True)
+    train_set = LabelledCutouts(data, labels, normalize=meta["normalization"],
+                                augment=True, seed=seed)
+    return train(model, train_set, None, epochs=epochs, lr=lr,
+                 batch_size=recipe.get("batch_size", 128), early_stopping=None,
+                 seed=seed, device=device, amp=bool(recipe.get("amp", False))).model
+
+
 def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
-                    n_test=8000, drop_band="F275W", batch_size=256, device="cpu"):
+                    n_test=8000, drop_band="F275W", n_adapt=0, adapt_epochs=3,
+                    adapt_lr=1e-4, batch_size=256, device="cpu"):
     """
     What test-time augmentation, an ensemble, temperature scaling and a missing
     band do to bundled networks on the held-out simulated galaxy.
@@ -459,6 +477,14 @@ def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
         set (default 4000 and 8000, as the recipes).
     drop_band : str, optional
         The band taken away in the missing-band rows.
+    n_adapt : int, optional
+        If > 0, also fine-tune each network (``adapt_epochs`` epochs at
+        learning rate ``adapt_lr``, all layers, the recipe's batch size and
+        precision) on this many *new* objects simulated with the held-out
+        galaxy's distance, depth, background and PSF -- what
+        `~astro_clustercls.simulation.inject` gives in a user's own images --
+        and evaluate it (with its own validation temperature). No held-out
+        object is used.
 
     Returns
     -------
@@ -484,6 +510,8 @@ def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
     seed = int(recipe.get("seed", 0) if seed is None else seed)
     bands = tuple(metas[0]["bands"])
     _, r_val, r_test = _split_rngs(seed)
+    # a fourth, independent generator for the field-adaptation objects
+    r_adapt = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
     val = make_training_set(n_val, size, r_val, bands=bands,
                             vary_conditions=bool(recipe.get("vary_conditions", False)))
     test = make_training_set(n_test, size, r_test, bands=bands, held_out=True,
@@ -502,7 +530,7 @@ def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
         return torch.softmax(torch.from_numpy(logits) / temperature, dim=1).numpy(), \
             logits
 
-    rows, calibrated, calibrated_tta = [], [], []
+    rows, calibrated, calibrated_tta, adapt = [], [], [], None
     for name, net, meta in zip(models, nets, metas, strict=True):
         _, val_logits = run(net, meta, val.data)
         t = fit_temperature(val_logits, val.labels)
@@ -516,6 +544,17 @@ def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
         calibrated_tta.append(tta_probs)
         miss, _ = run(net, meta, test.data, temperature=t, missing=drop)
         rows.append(_scores(f"{name} + temperature, no {bands[drop]}", miss, true))
+        if n_adapt:
+            if adapt is None:
+                adapt = make_training_set(n_adapt, size, r_adapt, bands=bands,
+                                          held_out=True)
+            tuned = _adapt(net, meta, adapt.data, adapt.labels, epochs=adapt_epochs,
+                           lr=adapt_lr, seed=seed, device=device)
+            _, val_logits = run(tuned, meta, val.data)
+            probs, _ = run(tuned, meta, test.data,
+                           temperature=fit_temperature(val_logits, val.labels))
+            rows.append(_scores(f"{name} fine-tuned on {n_adapt} objects simulated "
+                                "in the held-out field", probs, true))
     if len(nets) > 1:
         label = " + ".join(models)
         rows.append(_scores(f"ensemble {label}", np.mean(calibrated, axis=0), true))
@@ -525,6 +564,7 @@ def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
              "balanced_accuracy", "ece"]
     table = QTable(rows=rows, names=names)
     table.meta.update(seed=seed, n_val=n_val, n_test=n_test, cutout_size=size,
+                      n_adapt=n_adapt, adapt_epochs=adapt_epochs, adapt_lr=adapt_lr,
                       weights={m: meta["sha256"] for m, meta in zip(models, metas,
                                                                     strict=True)})
     return table
@@ -582,6 +622,9 @@ def main(argv=None):
                    choices=sorted(BUNDLED_RECIPES))
     o.add_argument("--n-test", type=int, default=8000)
     o.add_argument("--n-val", type=int, default=4000)
+    o.add_argument("--adapt", type=int, default=0, metavar="N",
+                   help="also fine-tune each network on N objects simulated in the "
+                   "held-out field's conditions")
     o.add_argument("--threads", type=int, default=None)
     o.add_argument("--out", default=None, help="write the table as ECSV here")
     o.add_argument("--rst", default=None, help="write the table as RST here")
@@ -603,7 +646,8 @@ def main(argv=None):
             import torch
 
             torch.set_num_threads(args.threads)
-        table = compare_options(args.models, n_val=args.n_val, n_test=args.n_test)
+        table = compare_options(args.models, n_val=args.n_val, n_test=args.n_test,
+                                n_adapt=args.adapt)
         print(table)
         if args.out:
             table.write(args.out, overwrite=True)

@@ -161,8 +161,9 @@ def test_compare_options_tiny(registry):
     torch.manual_seed(1)
     for arch in ("resnet18", "vgg19_bn"):
         register_bundled_weights(build_network(arch).eval(), arch, "TEST", meta)
-    table = compare_options(("resnet18", "vgg19_bn"), n_val=40, n_test=48)
-    assert len(table) == 10 and table.meta["seed"] == 5
+    table = compare_options(("resnet18", "vgg19_bn"), n_val=40, n_test=48,
+                            n_adapt=32, adapt_epochs=1)
+    assert len(table) == 12 and table.meta["seed"] == 5
     _, val, test = simulated_splits(size=15, seed=5, n_train=1, n_val=40, n_test=48)
     true = test.true_labels
     cal = []
@@ -172,7 +173,7 @@ def test_compare_options_tiny(registry):
         t = fit_temperature(logits, val.labels)
         probs = predict_probs(net, test.data, temperature=t)
         cal.append(probs)
-        plain, scaled, tta, missing = table[4 * i:4 * i + 4]
+        plain, scaled, tta, missing, adapted = table[5 * i:5 * i + 5]
         assert plain["option"] == arch and f"T={t:.2f}" in scaled["option"]
         rec = per_class_accuracy(true, np.argmax(probs, axis=1) + 1)
         for c in (1, 2, 3, 4):
@@ -180,9 +181,11 @@ def test_compare_options_tiny(registry):
             np.testing.assert_equal(plain[f"recall_{c}"], scaled[f"recall_{c}"])
             np.testing.assert_allclose(scaled[f"recall_{c}"], rec[c - 1])
         assert "TTA" in tta["option"] and "no F275W" in missing["option"]
+        assert "fine-tuned on 32 objects" in adapted["option"]
+        assert 0 <= adapted["accuracy"] <= 1
     ens = per_class_accuracy(true, np.argmax(np.mean(cal, axis=0), axis=1) + 1)
-    np.testing.assert_allclose([table[8][f"recall_{c}"] for c in (1, 2, 3, 4)], ens)
-    assert table[8]["accuracy"] == pytest.approx(
+    np.testing.assert_allclose([table[10][f"recall_{c}"] for c in (1, 2, 3, 4)], ens)
+    assert table[10]["accuracy"] == pytest.approx(
         np.mean(np.argmax(np.mean(cal, axis=0), axis=1) + 1 == true))
     rst = options_to_rst(table)
     assert rst.count("\n+") == len(table) + 1 and "ensemble resnet18 + vgg19_bn" in rst

@@ -51,10 +51,12 @@ conf = Conf()
 
 from .classify import ClusterClassifier, classify_sources  # noqa: E402
 from .cutouts import CutoutStack, make_cutouts  # noqa: E402
+from .ensemble import ClusterEnsemble  # noqa: E402
 from .flags import FLAGS, decode_flags  # noqa: E402
 from .images import BandImages  # noqa: E402
 from .models import get_model, list_models  # noqa: E402
 
 __all__ = ["__version__", "conf", "Conf", "BandImages", "CutoutStack", "make_cutouts",
-           "FLAGS", "decode_flags", "ClusterClassifier", "classify_sources",
+           "FLAGS", "decode_flags", "ClusterClassifier", "ClusterEnsemble",
+           "classify_sources",
            "list_models", "get_model"]

@@ -318,3 +318,48 @@ def test_classify_without_bundled_weights(field, tmp_path, capsys, monkeypatch):
     rc = main(args)
     assert rc == 3
     assert_one_line_error(capsys, rc, "--weights-path")
+
+
+def test_classify_ensemble(field, tmp_path, capsys):
+    from astro_clustercls.ensemble import ClusterEnsemble
+
+    torch.manual_seed(1)
+    second = tmp_path / "second.safetensors"
+    save_weights(build_network("resnet18"), second,
+                 {"architecture": "resnet18", "bands": list(DEFAULT_BANDS),
+                  "cutout_size": 15, "normalization": "asinh-v1"})
+    out = tmp_path / "ens.ecsv"
+    base = ["classify", *_images_args(field), "--sources", str(field["sources"]),
+            "--device", "cpu", "--weights-path", str(field["weights"]),
+            "--weights-path", str(second)]
+    # repeated and comma-separated --model are the same
+    assert main([*base, "--out", str(out), "--model", "resnet18",
+                 "--model", "resnet18"]) == 0
+    stdout = capsys.readouterr().out
+    assert "with the mode of 2 networks" in stdout and "members agree" in stdout
+    out2 = tmp_path / "ens2.ecsv"
+    assert main([*base, "--out", str(out2), "--model", "resnet18,resnet18"]) == 0
+    capsys.readouterr()
+    result, result2 = read_table(out), read_table(out2)
+    expected = ClusterEnsemble([("resnet18", field["weights"]), ("resnet18", second)],
+                               device="cpu")(field["table"], field["images"])
+    for table in (result, result2):
+        np.testing.assert_array_equal(table["id"], field["table"]["id"])
+        for name in ("cluster_class", "member_class"):
+            np.testing.assert_array_equal(np.ma.filled(np.ma.asarray(table[name]), 0),
+                                          expected[name].filled(0))
+        np.testing.assert_allclose(table["class_agreement"],
+                                   expected["class_agreement"])
+        meta = table.meta["astro_clustercls"]
+        assert meta["ensemble"] == "mode"
+        assert [m["cutout_size"] for m in meta["members"]] == [SIZE, 15]
+    # errors: the same network twice; weights not one per model
+    rc = main([*base[:-2], "--weights-path", str(field["weights"]), "--out",
+               str(tmp_path / "dup.ecsv"), "--model", "resnet18,resnet18"])
+    assert_one_line_error(capsys, rc, "'members' holds the same network twice")
+    rc = main([*base[:-2], "--out", str(tmp_path / "n.ecsv"), "--model",
+               "resnet18,resnet18"])
+    assert_one_line_error(capsys, rc, "--weights-path given 1 time(s) for 2")
+    rc = main([*base, "--out", str(tmp_path / "one.ecsv")])
+    assert_one_line_error(capsys, rc, "--weights-path given 2 time(s) for 1")
+    assert not any(tmp_path.glob("[dno]*.ecsv"))

@@ -346,7 +346,7 @@ def _thaw(value):
 class _Spec:
     """Everything that defines a classifier; the key of the per-process cache."""
 
-    model: str
+    model: object  # a name, or a tuple of names for an ensemble
     weights: object
     weights_path: str
     file_key: tuple
@@ -361,9 +361,13 @@ def _get_classifier(spec):
     clf = _CLASSIFIERS.get(spec)
     if clf is None:
         from .classify import ClusterClassifier
+        from .ensemble import ClusterEnsemble
 
-        clf = ClusterClassifier(spec.model, weights=spec.weights,
-                                weights_path=spec.weights_path, **spec.kwargs())
+        if isinstance(spec.model, tuple):
+            clf = ClusterEnsemble(spec.model, **spec.kwargs())
+        else:
+            clf = ClusterClassifier(spec.model, weights=spec.weights,
+                                    weights_path=spec.weights_path, **spec.kwargs())
         _CLASSIFIERS[spec] = clf
         _BUILDS[spec] += 1
     return clf
@@ -570,10 +574,22 @@ def _make_spec(model, weights, weights_path, options):
     from .classify import _file_key, _model_names
     from .utils._parameters import validate_choice
 
-    if not isinstance(model, str):
-        raise TypeError(f"'model' must be a model name (str), got "
-                        f"{type(model).__name__}")
-    model = validate_choice("model", model.strip().lower(), _model_names())
+    if isinstance(model, (list, tuple)):
+        # an ensemble of bundled networks (ClusterEnsemble): names only
+        if weights is not None or weights_path is not None:
+            raise ValueError("an ensemble ('model' a list of names) uses each "
+                             "network's bundled DEFAULT weights: 'weights' and "
+                             "'weights_path' must be None")
+        if len(model) < 2 or not all(isinstance(m, str) for m in model):
+            raise TypeError(f"'model' must be a model name or a list of two or more "
+                            f"names, got {model!r}")
+        model = tuple(validate_choice("model", m.strip().lower(), _model_names())
+                      for m in model)
+    elif not isinstance(model, str):
+        raise TypeError(f"'model' must be a model name (str) or a list of names, "
+                        f"got {type(model).__name__}")
+    else:
+        model = validate_choice("model", model.strip().lower(), _model_names())
     if weights is not None and weights_path is not None:
         raise ValueError("give either 'weights' (bundled) or 'weights_path' (a "
                          "file), not both")
@@ -727,8 +743,10 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
         `~astro_clustercls.BandImages`, or ``{band: FITS path}`` (or a list of
         paths, keyed by their FILTER keyword): with paths each worker opens
         the files itself, memory-mapped, and only the paths are sent.
-    model : str, optional
-        Network name (default ``'resnet18'``).
+    model : str or list of str, optional
+        Network name (default ``'resnet18'``), or several names for an
+        ensemble of their bundled DEFAULT weights
+        (`~astro_clustercls.ensemble.ClusterEnsemble`, built once per worker).
     weights : str or weights enum member, optional
         Bundled weights (see `~astro_clustercls.classify.ClusterClassifier`).
     weights_path : path-like, optional

@@ -474,3 +474,38 @@ def test_validation(fields, weights_path):
         classify_fields(fields, batch_size=0, **kw)
     with pytest.raises(ValueError, match="'tile_size'"):
         classify_mosaic(*fields[0], tile_size=0, **kw)
+
+
+def test_ensemble_of_bundled_networks_in_process(fields, tmp_path, monkeypatch):
+    """``model=[...]``: the ensemble of bundled networks, as ClusterEnsemble gives."""
+    import torch
+
+    from astro_clustercls._constants import CLASS_NAMES, DEFAULT_BANDS
+    from astro_clustercls.ensemble import ClusterEnsemble
+    from astro_clustercls.models import _api, build_network, register_bundled_weights
+
+    (tmp_path / "manifest.json").write_text('{"format": 1, "weights": []}')
+    monkeypatch.setattr(_api, "DATA_DIR", tmp_path)
+    meta = {"bands": list(DEFAULT_BANDS), "cutout_size": SIZE,
+            "normalization": "asinh-v1", "categories": list(CLASS_NAMES),
+            "label_set": "truth", "training_data": "none: random weights",
+            "simulator_version": "n/a", "metrics": {}, "recipe": {},
+            "notes": "random weights, test only"}
+    torch.manual_seed(3)
+    for arch in ("resnet18", "vgg19_bn"):
+        register_bundled_weights(build_network(arch).eval(), arch, "TEST", meta)
+    results = classify_fields(fields[:2], model=["resnet18", "vgg19_bn"],
+                              device="cpu")
+    ens = ClusterEnsemble(("resnet18", "vgg19_bn"), device="cpu")
+    for result, (sources, images) in zip(results, fields[:2], strict=True):
+        expected = ens(QTable.read(sources), BandImages.from_files(images))
+        for name in ("cluster_class", "class_agreement", "member_class",
+                     "classify_flags"):
+            np.testing.assert_array_equal(np.ma.filled(result[name], -1),
+                                          np.ma.filled(expected[name], -1))
+        np.testing.assert_array_equal(result["class_prob"], expected["class_prob"])
+        assert result.meta["astro_clustercls"]["n_members"] == 2
+    with pytest.raises(ValueError, match="'weights' and 'weights_path' must be None"):
+        classify_fields(fields, model=["resnet18", "vgg19_bn"], weights="TEST")
+    with pytest.raises(TypeError, match="two or more"):
+        classify_fields(fields, model=["resnet18"])

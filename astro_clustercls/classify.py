@@ -207,8 +207,21 @@ def _file_key(weights_path):
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
+def _bundled_sha256(model, weights):
+    """SHA-256 of the bundled weights ``weights`` resolves to now (None if none)."""
+    from .models import get_model_weights
+
+    try:
+        return get_model_weights(model).verify(weights or "DEFAULT").sha256
+    except (ValueError, TypeError):  # get_model raises the user-facing error
+        return None
+
+
 @functools.lru_cache(maxsize=8)
-def _cached_network(model, weights, file_key, meta_json, device, channels_last=False):
+def _cached_network(model, weights, file_key, meta_json, device, channels_last=False,
+                    bundled_sha256=None):
+    # ``bundled_sha256`` only keys the cache: a registry that changes in the
+    # process (a newly registered network becoming DEFAULT) is not served stale
     import torch
 
     from .models import get_model
@@ -649,8 +662,10 @@ class ClusterClassifier:
     def _network(self, file_key=None):
         if file_key is None:
             file_key = _file_key(self.weights_path)
+        sha = None if file_key is not None else _bundled_sha256(self.model,
+                                                               self.weights)
         return _cached_network(self.model, self.weights, file_key, self._meta_json,
-                               self.device, self.channels_last)
+                               self.device, self.channels_last, sha)
 
     def _parse_band_map(self, bands):
         """{network band: image band or None}, in the network's band order."""

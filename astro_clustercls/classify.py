@@ -21,7 +21,8 @@ the provenance (versions, model, weights and their sha256, bands, cutout size,
 normalisation, device, numerical precision, how positions were read).
 
 Speed and memory: the network, its BatchNorm layers folded into the
-convolutions, runs in ``channels_last`` layout under bfloat16
+convolutions and its convolutions on inputs no larger than their kernel
+turned into matrix products, runs in ``channels_last`` layout under bfloat16
 autocast where the hardware does bfloat16 natively (CPUs with AVX512-BF16 or
 AMX, CUDA GPUs since Ampere; float16 on older CUDA GPUs), float32 elsewhere
 (``precision=`` opts out). Sources are processed in chunks of a few thousand,
@@ -225,7 +226,7 @@ def _cached_network(model, weights, file_key, meta_json, device, channels_last=F
     import torch
 
     from .models import get_model
-    from .models._fusion import fold_batchnorm
+    from .models._fusion import densify_small_convs, fold_batchnorm
 
     if file_key is None:
         net = get_model(model, weights="DEFAULT" if weights is None else weights,
@@ -236,8 +237,12 @@ def _cached_network(model, weights, file_key, meta_json, device, channels_last=F
     net.eval()
     for param in net.parameters():
         param.requires_grad_(False)
-    # BatchNorm folded into the convolutions: same function, ~5 % faster
+    # inference rewrites, the same function to float rounding: BatchNorm folded
+    # into the convolutions (~5 % faster), and convolutions on inputs no larger
+    # than their kernel as one GEMM (ResNet18's last stage at 51 px: ~25 %)
     fold_batchnorm(net)
+    size = int(net.clustercls_meta["cutout_size"])
+    densify_small_convs(net, (int(net.clustercls_meta["n_bands"]), size, size))
     if channels_last:
         net.to(memory_format=torch.channels_last)
     return net

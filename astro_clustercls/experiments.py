@@ -526,7 +526,9 @@ def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
         x = normalize(data, recipe=meta["normalization"])
         if missing is not None:
             x[:, missing] = 0
-        logits = predict_logits(net, x, batch_size=batch_size, device=device, tta=tta)
+        # as the classifier runs: bf16 where native, channels_last
+        logits = predict_logits(net, x, batch_size=batch_size, device=device, tta=tta,
+                                amp="auto", channels_last=True)
         return torch.softmax(torch.from_numpy(logits) / temperature, dim=1).numpy(), \
             logits
 

@@ -65,6 +65,8 @@ class BundledRecipe:
     #: faster, but rounds differently from the unfused step the recipes so
     #: far were trained with
     fused_optimizer: bool = False
+    #: what a user of the weights must know about this run (into the meta's notes)
+    notes: str = ""
 
 
 #: Every recipe that produced bundled weights, by (architecture, member), so
@@ -80,7 +82,12 @@ RECIPES = {
     # VGG19-BN costs ~5x ResNet18 per image on a CPU: fewer objects and epochs
     ("vgg19_bn", "SIM_V2"): BundledRecipe(
         "vgg19_bn", member="SIM_V2", cutout_size=51, n_train=24000, n_val=3000,
-        epochs=8, lr=5e-4, vary_conditions=True, amp=True, threads=1),
+        epochs=8, lr=5e-4, vary_conditions=True, amp=True, threads=1,
+        notes="Undertrained for lack of compute: 24000 objects and 8 epochs on "
+              "one CPU core (66 min); its validation balanced accuracy was still "
+              "rising at the last epoch (0.69 -> 0.72), and on the held-out galaxy "
+              "it is 8 points below the bundled ResNet18. Prefer the ResNet18, or "
+              "fine-tune this network, until a longer run replaces it."),
 }
 
 #: The recipe of each architecture's default bundled network.
@@ -342,7 +349,8 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
             "metrics": metrics | {"heldout_galaxy": dict(HELD_OUT_GALAXY)},
             "recipe": config,
             "notes": (
-                "Trained from scratch on simulated PHANGS-HST-like cutouts only. "
+                (recipe.notes + " " if recipe.notes else "")
+                + "Trained from scratch on simulated PHANGS-HST-like cutouts only. "
                 "Intended as a starting point to fine-tune on real labelled catalogs "
                 "(astro_clustercls.training.fine_tune); its accuracy on real HST "
                 "images is unmeasured. Reproduce with: python -m "

@@ -28,7 +28,8 @@ from .utils._rst import grid_table
 
 __all__ = ["BundledRecipe", "RECIPES", "BUNDLED_RECIPES", "simulated_splits",
            "predict_probs", "heldout_report", "train_bundled", "run_grid",
-           "grid_to_rst", "compare_options", "options_to_rst", "main"]
+           "grid_to_rst", "compare_options", "options_to_rst",
+           "band_dropout_experiment", "main"]
 
 
 @dataclass(frozen=True)
@@ -580,6 +581,64 @@ def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
     return table
 
 
+def band_dropout_experiment(dropouts=(0.0, 0.05, 0.3), *, arch="resnet18", size=25,
+                            seed=0, n_train=12000, n_val=2000, n_test=4000, epochs=4,
+                            drop_band="F275W", workdir="runs/dropout",
+                            progress_bar=False, threads=None):
+    """
+    What band dropout in training buys when a band is missing at test time.
+
+    Trains one network per ``dropouts`` value (the bundled recipe of ``arch``
+    with that ``band_dropout``, at the given size and length, one seed) and
+    evaluates each on the held-out galaxy with all bands and with
+    ``drop_band`` missing (its normalised plane zero, as the classifier's
+    ``missing_bands='zero'``).
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        One row per network: ``band_dropout``, ``accuracy`` and
+        ``balanced_accuracy`` with all bands and ``*_missing`` without
+        ``drop_band``, against the true classes.
+    """
+    from dataclasses import replace
+
+    import torch
+    from astropy.table import QTable
+
+    from .preprocessing import normalize
+    from .simulation import make_training_set
+    from .training import predict_logits
+
+    base = BUNDLED_RECIPES[arch]
+    bands = tuple(DEFAULT_BANDS)
+    drop = bands.index(validate_choice("drop_band", drop_band, bands))
+    test = make_training_set(n_test, size, _split_rngs(seed)[2], bands=bands,
+                             held_out=True, label_noise="consensus")
+    true = np.asarray(test.true_labels)
+    rows = []
+    for p in dropouts:
+        recipe = replace(base, band_dropout=float(p), cutout_size=int(size),
+                         n_train=n_train, n_val=n_val, n_test=n_test, epochs=epochs,
+                         member=f"DROPOUT_{round(100 * p):03d}")
+        result, _ = train_bundled(arch, seed=seed, workdir=workdir, recipe=recipe,
+                                  progress_bar=progress_bar, threads=threads)
+        scores = []
+        for missing in (None, drop):
+            x = normalize(test.data, recipe=recipe.normalization)
+            if missing is not None:
+                x[:, missing] = 0
+            logits = predict_logits(result.model, x, amp="auto", channels_last=True)
+            probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+            _, *rec, acc, bal, _ = _scores("", probs, true)
+            scores += [acc, bal]
+        rows.append([float(p), *scores])
+    return QTable(rows=rows, names=["band_dropout", "accuracy", "balanced_accuracy",
+                                    "accuracy_missing", "balanced_accuracy_missing"],
+                  meta={"drop_band": drop_band, "arch": arch, "cutout_size": size,
+                        "seed": seed, "n_train": n_train, "epochs": epochs})
+
+
 def options_to_rst(table):
     """`compare_options`'s table as a reST grid table."""
     header = ("option", "class 1", "class 2", "class 3", "class 4", "overall",
@@ -626,6 +685,14 @@ def main(argv=None):
     t = sub.add_parser("table", help="merge grid ECSV tables into one RST table")
     t.add_argument("tables", nargs="+", help="ECSV files written by 'grid --out'")
     t.add_argument("--rst", required=True, help="write the merged table here")
+    d = sub.add_parser("dropout", help="band dropout in training vs a missing band")
+    d.add_argument("--dropouts", nargs="+", type=float, default=[0.0, 0.05, 0.3])
+    d.add_argument("--size", type=int, default=25)
+    d.add_argument("--n-train", type=int, default=12000)
+    d.add_argument("--epochs", type=int, default=4)
+    d.add_argument("--workdir", default="runs/dropout")
+    d.add_argument("--threads", type=int, default=None)
+    d.add_argument("--out", default=None, help="write the table as ECSV here")
     o = sub.add_parser("options", help="what TTA, an ensemble, temperature scaling "
                        "and a missing band do on the held-out galaxy")
     o.add_argument("--models", nargs="+", default=["resnet18", "vgg19_bn"],
@@ -650,6 +717,15 @@ def main(argv=None):
                                   [order.get(str(v), 9) for v in table["arch"]]))]
         Path(args.rst).write_text(grid_to_rst(table))
         print(table)
+        return 0
+    if args.command == "dropout":
+        table = band_dropout_experiment(args.dropouts, size=args.size,
+                                        n_train=args.n_train, epochs=args.epochs,
+                                        workdir=args.workdir, threads=args.threads,
+                                        progress_bar=True)
+        print(table)
+        if args.out:
+            table.write(args.out, overwrite=True)
         return 0
     if args.command == "options":
         if args.threads:

@@ -193,3 +193,25 @@ def test_compare_options_tiny(registry, monkeypatch):
         np.mean(np.argmax(np.mean(cal, axis=0), axis=1) + 1 == true))
     rst = options_to_rst(table)
     assert rst.count("\n+") == len(table) + 1 and "ensemble resnet18 + vgg19_bn" in rst
+
+
+
+def test_band_dropout_experiment_tiny(tmp_path, monkeypatch):
+    """One network per dropout, evaluated with all bands as train_bundled does."""
+    from astro_clustercls import training
+    from astro_clustercls.experiments import band_dropout_experiment
+
+    monkeypatch.setattr(training, "_amp_dtype", lambda amp, device: None)
+    table = band_dropout_experiment((0.0, 0.5), size=15, n_train=64, n_val=32,
+                                    n_test=48, epochs=1, workdir=tmp_path)
+    assert table["band_dropout"].tolist() == [0.0, 0.5]
+    for row, name in zip(table, ("dropout_000", "dropout_050"), strict=True):
+        saved = json.loads((tmp_path / f"resnet18-{name}-seed0" / "metrics.json")
+                           .read_text())
+        assert saved["recipe"]["band_dropout"] == row["band_dropout"]
+        # all bands: the held-out accuracy train_bundled measured on the same set
+        assert row["accuracy"] == pytest.approx(
+            saved["metrics"]["heldout_accuracy_truth"])
+        for key in ("balanced_accuracy", "accuracy_missing",
+                    "balanced_accuracy_missing"):
+            assert 0 <= row[key] <= 1

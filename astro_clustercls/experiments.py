@@ -651,6 +651,25 @@ def options_to_rst(table):
     return grid_table(header, rows) + "\n"
 
 
+def _add_common(parser, *, rst=True):
+    """The options every table-making command shares."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 for bit-reproducible bf16)")
+    parser.add_argument("--out", default=None, help="write the table as ECSV here")
+    if rst:
+        parser.add_argument("--rst", default=None, help="write the table as RST here")
+
+
+def _finish(table, args, to_rst=None):
+    """Print ``table`` and write it where ``--out`` / ``--rst`` say."""
+    print(table)
+    if args.out:
+        table.write(args.out, overwrite=True)
+    if to_rst is not None and args.rst:
+        Path(args.rst).write_text(to_rst(table))
+    return 0
+
+
 def main(argv=None):
     """Command line: ``python -m astro_clustercls.experiments bundled ...``."""
     parser = argparse.ArgumentParser(prog="python -m astro_clustercls.experiments",
@@ -679,9 +698,7 @@ def main(argv=None):
     g.add_argument("--n-train", type=int, default=12000)
     g.add_argument("--epochs", type=int, default=4)
     g.add_argument("--workdir", default="runs/grid")
-    g.add_argument("--threads", type=int, default=None)
-    g.add_argument("--out", default=None, help="write the table as ECSV here")
-    g.add_argument("--rst", default=None, help="write the table as RST here")
+    _add_common(g)
     t = sub.add_parser("table", help="merge grid ECSV tables into one RST table")
     t.add_argument("tables", nargs="+", help="ECSV files written by 'grid --out'")
     t.add_argument("--rst", required=True, help="write the merged table here")
@@ -691,8 +708,7 @@ def main(argv=None):
     d.add_argument("--n-train", type=int, default=12000)
     d.add_argument("--epochs", type=int, default=4)
     d.add_argument("--workdir", default="runs/dropout")
-    d.add_argument("--threads", type=int, default=None)
-    d.add_argument("--out", default=None, help="write the table as ECSV here")
+    _add_common(d, rst=False)
     o = sub.add_parser("options", help="what TTA, an ensemble, temperature scaling "
                        "and a missing band do on the held-out galaxy")
     o.add_argument("--models", nargs="+", default=["resnet18", "vgg19_bn"],
@@ -702,9 +718,7 @@ def main(argv=None):
     o.add_argument("--adapt", type=int, default=0, metavar="N",
                    help="also fine-tune each network on N objects simulated in the "
                    "held-out field's conditions")
-    o.add_argument("--threads", type=int, default=None)
-    o.add_argument("--out", default=None, help="write the table as ECSV here")
-    o.add_argument("--rst", default=None, help="write the table as RST here")
+    _add_common(o)
     args = parser.parse_args(argv)
     if args.command == "table":
         from astropy.table import QTable, vstack
@@ -719,38 +733,23 @@ def main(argv=None):
         print(table)
         return 0
     if args.command == "dropout":
-        table = band_dropout_experiment(args.dropouts, size=args.size,
-                                        n_train=args.n_train, epochs=args.epochs,
-                                        workdir=args.workdir, threads=args.threads,
-                                        progress_bar=True)
-        print(table)
-        if args.out:
-            table.write(args.out, overwrite=True)
-        return 0
+        return _finish(band_dropout_experiment(
+            args.dropouts, size=args.size, n_train=args.n_train, epochs=args.epochs,
+            workdir=args.workdir, threads=args.threads, progress_bar=True), args)
     if args.command == "options":
         if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
-        table = compare_options(args.models, n_val=args.n_val, n_test=args.n_test,
-                                n_adapt=args.adapt)
-        print(table)
-        if args.out:
-            table.write(args.out, overwrite=True)
-        if args.rst:
-            Path(args.rst).write_text(options_to_rst(table))
-        return 0
+        return _finish(compare_options(args.models, n_val=args.n_val,
+                                       n_test=args.n_test, n_adapt=args.adapt),
+                       args, options_to_rst)
     if args.command == "grid":
-        table = run_grid(archs=args.archs, label_sets=args.label_sets,
-                         sizes=args.sizes, seed=args.seed, n_train=args.n_train,
-                         epochs=args.epochs, workdir=args.workdir,
-                         threads=args.threads, progress_bar=True)
-        print(table)
-        if args.out:
-            table.write(args.out, overwrite=True)
-        if args.rst:
-            Path(args.rst).write_text(grid_to_rst(table))
-        return 0
+        return _finish(run_grid(archs=args.archs, label_sets=args.label_sets,
+                                sizes=args.sizes, seed=args.seed,
+                                n_train=args.n_train, epochs=args.epochs,
+                                workdir=args.workdir, threads=args.threads,
+                                progress_bar=True), args, grid_to_rst)
     if args.member is None:
         recipe = BUNDLED_RECIPES[args.arch]
     elif (args.arch, args.member) in RECIPES:

@@ -6,57 +6,43 @@ Implements and extends Wei et al. 2020 (MNRAS 493, 3178): multi-band cutouts of
 cluster candidates are classified into four morphological classes (1 compact
 symmetric cluster, 2 compact asymmetric cluster, 3 compact multi-peaked
 association, 4 not a cluster) by ResNet18 / VGG19-BN networks.
+
+Importing the package is light: the public names below are loaded on first use
+(PEP 562), so ``import astro_clustercls`` and the data layer
+(`astro_clustercls.data`) and simulator (`astro_clustercls.simulation`) never
+load torch; ``astro_clustercls.ClusterClassifier`` does.
 """
 
-from astropy import config as _config
+import importlib
 
-try:
-    from .version import version as __version__
-except ImportError:  # pragma: no cover - not installed, no setuptools_scm run
-    __version__ = "0.0.dev0"
+from ._config import Conf, conf
+from ._version import version as __version__
 
+# public name -> the module (relative to this package) that defines it
+_LAZY = {
+    "BandImages": "data.images",
+    "CutoutStack": "data.cutouts",
+    "make_cutouts": "data.cutouts",
+    "FLAGS": "data.flags",
+    "decode_flags": "data.flags",
+    "ClusterClassifier": "inference.classifier",
+    "ClusterEnsemble": "inference.ensemble",
+    "classify_sources": "inference.api",
+    "list_models": "models",
+    "get_model": "models",
+}
 
-class Conf(_config.ConfigNamespace):
-    """
-    Configuration parameters for astro_clustercls (environment settings only).
-
-    Science choices (model, cutout size, bands) are arguments of the functions,
-    never configuration.
-    """
-
-    device = _config.ConfigItem(
-        "auto",
-        "Torch device for the networks: 'auto' (cuda when available, else cpu), "
-        "'cpu', 'cuda', 'cuda:1', 'mps'.",
-        cfgtype="string",
-    )
-    batch_size = _config.ConfigItem(
-        256,
-        "Default number of cutouts per batch for inference.",
-        cfgtype="integer",
-    )
-    progress_bar = _config.ConfigItem(
-        False,
-        "Show tqdm progress bars by default in long operations.",
-        cfgtype="boolean",
-    )
-    num_threads = _config.ConfigItem(
-        0,
-        "Torch intra-op threads on CPU (0: leave torch's default).",
-        cfgtype="integer",
-    )
+__all__ = ["__version__", "conf", "Conf", *_LAZY]
 
 
-conf = Conf()
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-from .classify import ClusterClassifier, classify_sources  # noqa: E402
-from .cutouts import CutoutStack, make_cutouts  # noqa: E402
-from .ensemble import ClusterEnsemble  # noqa: E402
-from .flags import FLAGS, decode_flags  # noqa: E402
-from .images import BandImages  # noqa: E402
-from .models import get_model, list_models  # noqa: E402
 
-__all__ = ["__version__", "conf", "Conf", "BandImages", "CutoutStack", "make_cutouts",
-           "FLAGS", "decode_flags", "ClusterClassifier", "ClusterEnsemble",
-           "classify_sources",
-           "list_models", "get_model"]
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -43,6 +43,9 @@ import numbers
 from functools import partial
 
 import numpy as np
+import torch
+
+from .utils._parameters import validate_choice
 
 __all__ = [
     "DEFAULT_RECIPE",
@@ -245,8 +248,6 @@ def normalize(data, recipe=DEFAULT_RECIPE):
     >>> bool(np.allclose(normalize(1e6 * cutouts), y, atol=1e-6))
     True
     """
-    from .utils._parameters import validate_choice
-
     validate_choice("recipe", recipe, tuple(NORMALIZATIONS))
     data = _as_numpy(data)
     if data.ndim == 3:
@@ -324,8 +325,6 @@ def dihedral(x, k):
         y = x[..., ::-1] if flip else x
         y = np.rot90(y, rot, axes=(-2, -1))
         return np.array(y, order="C", copy=True)
-    import torch
-
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"'x' must be a numpy array or torch tensor, got {type(x)}")
     if x.ndim < 2:
@@ -410,8 +409,6 @@ def random_augment(batch, rng, *, shift=1, flux_scale=None, noise=None,
     >>> bool(torch.equal(a.flatten(1).sort().values, x.flatten(1).sort().values))
     True
     """
-    import torch
-
     if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
         rng = np.random.default_rng(int(rng))
     if not isinstance(rng, np.random.Generator):

@@ -108,7 +108,7 @@ def main():
     import torch
     from distributed import Client, LocalCluster
 
-    from astro_clustercls.distributed import classify_fields
+    from astro_clustercls.inference.distributed import classify_fields
 
     torch.set_num_threads(1)
     load = os.getloadavg()

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from astro_clustercls import make_cutouts
-from astro_clustercls.classify import ClusterClassifier
+from astro_clustercls.inference.classifier import ClusterClassifier
 from astro_clustercls.models import get_model
 from astro_clustercls.preprocessing import normalize
 from astro_clustercls.simulation import simulate_field
@@ -54,7 +54,7 @@ def machine():
     """One line describing the machine, the software and the current load."""
     import torch
 
-    from astro_clustercls.classify import _cpu_has_native_bf16
+    from astro_clustercls.inference.classifier import _cpu_has_native_bf16
 
     try:
         load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

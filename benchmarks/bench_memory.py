@@ -70,8 +70,8 @@ def child(args):
     import torch
 
     from astro_clustercls import BandImages
-    from astro_clustercls import classify as classify_module
-    from astro_clustercls.classify import ClusterClassifier
+    from astro_clustercls.inference import _streaming as streaming
+    from astro_clustercls.inference.classifier import ClusterClassifier
 
     torch.set_num_threads(args.threads)
     source = {"weights_path": args.weights} if args.weights else {}
@@ -80,7 +80,7 @@ def child(args):
     out = {"floor_kb": floor}
     if args.child_dir:
         if args.no_release:
-            classify_module._RELEASE_MIN_BYTES = float("inf")
+            streaming.RELEASE_MIN_BYTES = float("inf")
         d = Path(args.child_dir)
         images = BandImages.from_files({b: d / f"{b}.fits" for b in BANDS})
         xy = np.load(d / "xy.npy")

@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from astro_clustercls.experiments import BUNDLED_RECIPES
+from astro_clustercls.evaluation.experiments import BUNDLED_RECIPES
 from astro_clustercls.models import build_network
 from astro_clustercls.preprocessing import normalize
 from astro_clustercls.simulation import make_training_set

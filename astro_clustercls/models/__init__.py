@@ -4,6 +4,7 @@ Networks and their weights: N-band ResNet18 / VGG19-BN, the registry of
 bundled weights, and safe reading/writing of weights files.
 """
 
+from . import _api
 from ._api import (
     META_KEYS,
     Weights,
@@ -15,7 +16,6 @@ from ._api import (
     register_bundled_weights,
 )
 from ._io import (
-    check_state_dict,
     file_sha256,
     load_state_dict_file,
     read_weights_meta,
@@ -24,6 +24,7 @@ from ._io import (
 from .architectures import (
     ARCHITECTURES,
     build_network,
+    check_state_dict,
     identify_state_dict,
     imagenet_weights_path,
 )
@@ -54,7 +55,5 @@ __all__ = [
 def __getattr__(name):
     # the weights enums are re-built whenever the manifest changes
     if name in ("ResNet18_Weights", "VGG19_BN_Weights"):
-        from . import _api
-
         return getattr(_api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,10 +32,10 @@ import torch
 
 from .._constants import CLASS_NAMES, DEFAULT_BANDS
 from ..preprocessing import DEFAULT_RECIPE, NORMALIZATIONS, normalize
+from ..runtime import torch_device
 from ..utils._files import atomic_write
 from ..utils._parameters import validate_choice, validate_positive_int
 from ._io import (
-    check_state_dict,
     file_sha256,
     load_state_dict_file,
     read_weights_meta,
@@ -45,6 +45,7 @@ from .architectures import (
     ARCHITECTURES,
     _num_params,
     build_network,
+    check_state_dict,
     identify_state_dict,
 )
 
@@ -419,23 +420,6 @@ def get_weight(name):
     return _enums()[model].verify(name)
 
 
-def _resolve_device(device):
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError("'device' must be 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or "
-                         f"a torch.device, got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"'device' is {device!r} but CUDA is not available here; use "
-                         "device='cpu' or 'auto'")
-    if dev.type == "mps" and not (hasattr(torch.backends, "mps")
-                                  and torch.backends.mps.is_available()):
-        raise ValueError(f"'device' is {device!r} but MPS is not available here")
-    return dev
-
-
 def _n_of(meta, key, what):
     value = meta.get(key)
     if value is None:
@@ -485,8 +469,9 @@ def get_model(name, *, weights=None, weights_path=None, meta=None, n_bands=None,
         weights (an explicit different value is an error); otherwise default
         to 5 and 4.
     device : str or `torch.device`, optional
-        ``'cpu'`` (default), ``'cuda'``, ``'cuda:1'``, ``'mps'``, or
-        ``'auto'``/``None`` (cuda when available).
+        ``'cpu'`` (default), ``'cuda'``, ``'cuda:1'``, ``'mps'``, ``'auto'``
+        (cuda when available) or ``None`` (``astro_clustercls.conf.device``;
+        see `~astro_clustercls.runtime.resolve_device`).
 
     Returns
     -------
@@ -526,7 +511,7 @@ def get_model(name, *, weights=None, weights_path=None, meta=None, n_bands=None,
         raise ValueError("'meta' is only used with 'weights_path'")
     n_bands = validate_positive_int("n_bands", n_bands, allow_none=True)
     num_classes = validate_positive_int("num_classes", num_classes, allow_none=True)
-    dev = _resolve_device(device)
+    dev = torch_device(device)
 
     if weights is not None:
         member = get_model_weights(name).verify(weights)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from ..utils._files import atomic_write
 
@@ -29,7 +31,6 @@ __all__ = [
     "load_state_dict_file",
     "read_weights_meta",
     "file_sha256",
-    "check_state_dict",
 ]
 
 _META_KEY = "astro_clustercls_meta"
@@ -138,8 +139,6 @@ def save_weights(model, path, meta, *, fp16=True):
     >>> len(digest)
     64
     """
-    from safetensors.torch import save_file
-
     meta = {k: v for k, v in dict(meta).items() if k != "sha256"} \
         if isinstance(meta, Mapping) else meta
     header = {_META_KEY: _meta_to_json(meta), "format": "pt"}
@@ -320,9 +319,6 @@ def load_state_dict_file(path, *, sha256=None, map_location="cpu"):
 
 
 def _load_safetensors(path, map_location):
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     _read_safetensors_header(path)  # clear errors for truncated headers
     device = str(torch.device(map_location))
     try:
@@ -349,76 +345,3 @@ def _load_torch(path, map_location):
     except (RuntimeError, EOFError, ValueError, OSError, struct.error) as exc:
         raise OSError(f"weights file {path} is truncated or corrupt: {exc}") from None
     return _unwrap(obj, path)
-
-
-def check_state_dict(model, state_dict, *, arch=None, source="state dict"):
-    """
-    Check that a state dict fits a network before loading it.
-
-    Parameters
-    ----------
-    model : `torch.nn.Module`
-        The network to load into.
-    state_dict : mapping of str to `torch.Tensor`
-        The weights.
-    arch : str, optional
-        The network's architecture name, for messages.
-    source : str, optional
-        Where the weights come from (e.g. the file name), for messages.
-
-    Raises
-    ------
-    ValueError
-        Naming what differs: another architecture, another band count
-        (first convolution), another class count, or other missing,
-        unexpected or mis-shaped entries.
-
-    Examples
-    --------
-    >>> from astro_clustercls.models import build_network, check_state_dict
-    >>> net = build_network('resnet18', n_bands=5)
-    >>> other = build_network('resnet18', n_bands=3).state_dict()
-    >>> check_state_dict(net, other, arch='resnet18')  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: state dict has 3 input bands, but the resnet18 network takes 5 bands...
-    """
-    from .architectures import _spec, identify_state_dict
-
-    expected = model.state_dict()
-    got = identify_state_dict(state_dict)
-    mine = identify_state_dict(expected)
-    arch = arch or mine["arch"] or type(model).__name__
-
-    def _keys(d):
-        return {k for k in d if not k.endswith("num_batches_tracked")}
-
-    missing = sorted(_keys(expected) - _keys(state_dict))
-    unexpected = sorted(_keys(state_dict) - _keys(expected))
-    if missing or unexpected:
-        if got["arch"] is not None and got["arch"] != mine["arch"]:
-            raise ValueError(f"{source} holds weights of a {got['arch']} network, not "
-                             f"{arch}; load it with get_model('{got['arch']}', ...)")
-        if got["arch"] is None:
-            raise ValueError(
-                f"{source} is not a {arch} state dict: missing {len(missing)} entries "
-                f"(e.g. {missing[:3]}), unexpected {len(unexpected)} (e.g. "
-                f"{unexpected[:3]})")
-        raise ValueError(f"{source} does not match the {arch} network: missing "
-                         f"{missing[:3]}, unexpected {unexpected[:3]}")
-    if mine["arch"] is not None:
-        spec = _spec(mine["arch"])
-        if got["n_bands"] != mine["n_bands"]:
-            raise ValueError(f"{source} has {got['n_bands']} input bands, but the "
-                             f"{arch} network takes {mine['n_bands']} bands "
-                             f"(n_bands={mine['n_bands']})")
-        if got["num_classes"] != mine["num_classes"]:
-            raise ValueError(f"{source} has {got['num_classes']} output classes, but "
-                             f"the {arch} network has {mine['num_classes']} "
-                             f"(num_classes={mine['num_classes']}); last layer "
-                             f"{spec.last_linear!r}")
-    bad = [(k, tuple(state_dict[k].shape), tuple(v.shape)) for k, v in expected.items()
-           if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
-    if bad:
-        raise ValueError(f"{source} does not fit the {arch} network; (entry, file "
-                         f"shape, network shape): {bad[:3]}")

@@ -16,12 +16,15 @@ from functools import cache
 from pathlib import Path
 
 import torch
+import torchvision
 from torch import nn
+from torchvision.models.vgg import VGG, cfgs, make_layers
 
 from ..utils._parameters import validate_choice, validate_positive_int
+from ._io import load_state_dict_file
 
 __all__ = ["ARCHITECTURES", "build_network", "imagenet_weights_path",
-           "identify_state_dict"]
+           "identify_state_dict", "check_state_dict"]
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,6 @@ _VGG_HEAD_DROPOUT = 0.5
 
 
 def _resnet18(n_bands, num_classes):
-    import torchvision
-
     model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
     old = model.conv1
     model.conv1 = nn.Conv2d(n_bands, old.out_channels, kernel_size=old.kernel_size,
@@ -57,8 +58,6 @@ def _resnet18(n_bands, num_classes):
 
 
 def _vgg19_bn(n_bands, num_classes):
-    from torchvision.models.vgg import VGG, cfgs, make_layers
-
     # torchvision's vgg19_bn(weights=None) would also build and initialise the
     # 120M-parameter ImageNet classifier only to throw it away (~2 s, 0.5 GB);
     # make_layers(cfgs['E'], batch_norm=True) is exactly its trunk.
@@ -214,8 +213,6 @@ def _imagenet_file(arch, path):
 
 
 def _load_imagenet(model, arch, n_bands, path):
-    from ._io import load_state_dict_file
-
     spec = _SPECS[arch]
     state = load_state_dict_file(path)
     first = spec.first_conv + ".weight"
@@ -301,3 +298,74 @@ def _spec(arch):
 
 def _num_params(model):
     return int(sum(p.numel() for p in model.parameters()))
+
+
+def check_state_dict(model, state_dict, *, arch=None, source="state dict"):
+    """
+    Check that a state dict fits a network before loading it.
+
+    Parameters
+    ----------
+    model : `torch.nn.Module`
+        The network to load into.
+    state_dict : mapping of str to `torch.Tensor`
+        The weights.
+    arch : str, optional
+        The network's architecture name, for messages.
+    source : str, optional
+        Where the weights come from (e.g. the file name), for messages.
+
+    Raises
+    ------
+    ValueError
+        Naming what differs: another architecture, another band count
+        (first convolution), another class count, or other missing,
+        unexpected or mis-shaped entries.
+
+    Examples
+    --------
+    >>> from astro_clustercls.models import build_network, check_state_dict
+    >>> net = build_network('resnet18', n_bands=5)
+    >>> other = build_network('resnet18', n_bands=3).state_dict()
+    >>> check_state_dict(net, other, arch='resnet18')  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: state dict has 3 input bands, but the resnet18 network takes 5 bands...
+    """
+    expected = model.state_dict()
+    got = identify_state_dict(state_dict)
+    mine = identify_state_dict(expected)
+    arch = arch or mine["arch"] or type(model).__name__
+
+    def _keys(d):
+        return {k for k in d if not k.endswith("num_batches_tracked")}
+
+    missing = sorted(_keys(expected) - _keys(state_dict))
+    unexpected = sorted(_keys(state_dict) - _keys(expected))
+    if missing or unexpected:
+        if got["arch"] is not None and got["arch"] != mine["arch"]:
+            raise ValueError(f"{source} holds weights of a {got['arch']} network, not "
+                             f"{arch}; load it with get_model('{got['arch']}', ...)")
+        if got["arch"] is None:
+            raise ValueError(
+                f"{source} is not a {arch} state dict: missing {len(missing)} entries "
+                f"(e.g. {missing[:3]}), unexpected {len(unexpected)} (e.g. "
+                f"{unexpected[:3]})")
+        raise ValueError(f"{source} does not match the {arch} network: missing "
+                         f"{missing[:3]}, unexpected {unexpected[:3]}")
+    if mine["arch"] is not None:
+        spec = _spec(mine["arch"])
+        if got["n_bands"] != mine["n_bands"]:
+            raise ValueError(f"{source} has {got['n_bands']} input bands, but the "
+                             f"{arch} network takes {mine['n_bands']} bands "
+                             f"(n_bands={mine['n_bands']})")
+        if got["num_classes"] != mine["num_classes"]:
+            raise ValueError(f"{source} has {got['num_classes']} output classes, but "
+                             f"the {arch} network has {mine['num_classes']} "
+                             f"(num_classes={mine['num_classes']}); last layer "
+                             f"{spec.last_linear!r}")
+    bad = [(k, tuple(state_dict[k].shape), tuple(v.shape)) for k, v in expected.items()
+           if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    if bad:
+        raise ValueError(f"{source} does not fit the {arch} network; (entry, file "
+                         f"shape, network shape): {bad[:3]}")

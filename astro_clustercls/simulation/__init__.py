@@ -10,20 +10,18 @@ distributions are calibrated on the LEGUS catalogs
 (`astro_clustercls.simulation.calibration`).
 """
 
-#: Version of the simulator's physics and calibration; trained weights cite it.
-SIMULATOR_VERSION = "1.0"
-
-from .field import simulate_field  # noqa: E402
-from .inject import inject  # noqa: E402
-from .label_noise import (  # noqa: E402
+from ._version import SIMULATOR_VERSION
+from .field import simulate_field
+from .inject import inject
+from .label_noise import (
     HUMAN_AGREEMENT,
     apply_label_noise,
     expert_confusion_matrix,
     inter_expert_agreement,
 )
-from .observing import DEFAULT_CONDITIONS, ObservingConditions  # noqa: E402
-from .photometry import VEGA_ZEROPOINTS, flux_to_mag, mag_to_flux, zeropoint  # noqa: E402
-from .populations import (  # noqa: E402
+from .observing import DEFAULT_CONDITIONS, ObservingConditions
+from .photometry import VEGA_ZEROPOINTS, flux_to_mag, mag_to_flux, zeropoint
+from .populations import (
     DEFAULT_PARAMETERS,
     LEGUS_DISTANCES,
     PopulationParameters,
@@ -31,8 +29,8 @@ from .populations import (  # noqa: E402
     pc_per_pixel,
     ssp_colours,
 )
-from .psf import DEFAULT_PSFS, MoffatPSF, get_psf  # noqa: E402
-from .training_set import (  # noqa: E402
+from .psf import DEFAULT_PSFS, MoffatPSF, get_psf
+from .training_set import (
     HELD_OUT_GALAXY,
     VARY_CONDITIONS,
     TrainingSet,

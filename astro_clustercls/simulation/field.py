@@ -16,10 +16,11 @@ from astropy.table import QTable
 from astropy.wcs import WCS
 
 from .._constants import DEFAULT_BANDS, PIXEL_SCALE
-from ..images import BandImages
+from ..data.images import BandImages
 from ..utils._meta import get_meta
 from ..utils._parameters import as_pair, validate_positive_int
 from ._render import StampRenderer
+from ._version import SIMULATOR_VERSION
 from .observing import (
     DEFAULT_CONDITIONS,
     ObservingConditions,
@@ -321,6 +322,4 @@ def simulate_field(
 
 
 def _version():
-    from . import SIMULATOR_VERSION
-
     return SIMULATOR_VERSION

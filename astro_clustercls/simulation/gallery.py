@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .._constants import CLASS_NAMES
+from .field import simulate_field
+from .training_set import make_training_set
 
 __all__ = ["make_gallery", "main"]
 
@@ -37,9 +39,6 @@ def make_gallery(out_dir, *, n=12, size=31, seed=5, distance=(4.0, 12.0)):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .field import simulate_field
-    from .training_set import make_training_set
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,11 @@ from astropy.coordinates import SkyCoord
 from astropy.nddata import CCDData
 from astropy.table import QTable
 
-from ..images import BandImages
+from ..data.images import BandImages
 from ..utils._meta import get_meta
 from ..utils._parameters import validate_positive_int
 from ..utils.exceptions import ClusterClsWarning
+from ._version import SIMULATOR_VERSION
 from .field import paint_objects
 from .observing import DEFAULT_CONDITIONS
 from .populations import DEFAULT_PARAMETERS, draw_population
@@ -176,7 +177,5 @@ def inject(
         )
     for k, v in tab.items():
         truth[k] = v
-    from . import SIMULATOR_VERSION
-
     truth.meta.update(get_meta(simulator_version=SIMULATOR_VERSION, injected=True))
     return out, truth

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .photometry import mag_to_flux
+
 __all__ = ["ObservingConditions", "DEFAULT_CONDITIONS", "surface_brightness_to_rate"]
 
 #: LEGUS-like exposure times (s) per band.
@@ -107,6 +109,4 @@ def surface_brightness_to_rate(mu, band, pixel_scale=0.03962):
     >>> round(float(surface_brightness_to_rate(21.0, 'F555W')), 3)
     0.133
     """
-    from .photometry import mag_to_flux
-
     return mag_to_flux(np.asarray(mu, float), band) * pixel_scale**2

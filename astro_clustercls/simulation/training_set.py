@@ -20,7 +20,9 @@ from ..utils._meta import get_meta
 from ..utils._parameters import validate_positive_int
 from . import _fourier
 from ._render import KIND_GAUSS, Components, StampRenderer
+from ._version import SIMULATOR_VERSION
 from .label_noise import apply_label_noise
+from .measure import legus_selection, quick_measure
 from .observing import (
     DEFAULT_CONDITIONS,
     ObservingConditions,
@@ -389,8 +391,6 @@ def make_training_set(
         tab["background_mu"] = np.full(m, chunk_bg_mu)
         tab["psf_scale"] = np.full(m, chunk_psf_scale)
         if select:
-            from .calibration import legus_selection, quick_measure
-
             meas = quick_measure(img, var, bands)
             keep = legus_selection(meas, tab["distance"], bands)
             idx = np.flatnonzero(keep)[:want]
@@ -430,8 +430,6 @@ def make_training_set(
 
 
 def _version():
-    from . import SIMULATOR_VERSION
-
     return SIMULATOR_VERSION
 
 

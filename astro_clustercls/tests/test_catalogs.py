@@ -1,5 +1,5 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Tests of astro_clustercls.catalogs: the real LEGUS files and written fixtures."""
+"""Tests of astro_clustercls.data.catalogs: the real LEGUS files and written fixtures."""
 
 import csv
 from pathlib import Path
@@ -10,7 +10,7 @@ from astropy import units as u
 from astropy.table import Table, vstack
 
 import astro_clustercls
-from astro_clustercls.catalogs import (
+from astro_clustercls.data.catalogs import (
     legus_layout,
     map_classes,
     read_legus,

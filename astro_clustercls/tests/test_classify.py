@@ -1,5 +1,5 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Tests of astro_clustercls.classify (ClusterClassifier, classify_sources)."""
+"""Tests of astro_clustercls.inference.classifier (ClusterClassifier, classify_sources)."""
 
 import pickle
 import warnings
@@ -13,15 +13,15 @@ from astropy.table import MaskedColumn, QTable, Table
 from photutils.detection import DAOStarFinder
 
 from astro_clustercls import BandImages, make_cutouts
-from astro_clustercls import classify as classify_module
 from astro_clustercls._constants import DEFAULT_BANDS
-from astro_clustercls.classify import (
+from astro_clustercls.data.flags import FLAGS
+from astro_clustercls.inference import _streaming as streaming
+from astro_clustercls.inference import classify_sources
+from astro_clustercls.inference.classifier import (
     OUTPUT_COLUMNS,
     ClusterClassifier,
-    classify_sources,
     clear_model_cache,
 )
-from astro_clustercls.flags import FLAGS
 from astro_clustercls.models import build_network, file_sha256, save_weights
 from astro_clustercls.preprocessing import dihedral, normalize
 from astro_clustercls.utils.exceptions import BandWarning, ClusterClsWarning
@@ -184,14 +184,14 @@ def test_chunking_matches_single_pass(monkeypatch, clf, images):
     xy = rng.uniform(0, 127, size=(11, 2))
     whole = clf(xy, images)
     calls = []
-    real = classify_module.make_cutouts
+    real = streaming.make_cutouts
 
     def spy(images, positions, size, **kwargs):
         calls.append(len(positions))
         return real(images, positions, size, **kwargs)
 
-    monkeypatch.setattr(classify_module, "_chunk_size", lambda nb, size, bs: 3)
-    monkeypatch.setattr(classify_module, "make_cutouts", spy)
+    monkeypatch.setattr(streaming, "chunk_size", lambda nb, size, bs: 3)
+    monkeypatch.setattr(streaming, "make_cutouts", spy)
     chunked = clf(xy, images)
     assert calls == [3, 3, 3, 2]
     np.testing.assert_allclose(chunked["class_prob"], whole["class_prob"], atol=1e-6)
@@ -201,11 +201,11 @@ def test_chunking_matches_single_pass(monkeypatch, clf, images):
 def test_chunk_size_bounded():
     # memory per chunk stays near 64 MB whatever the number of sources; a chunk
     # holds at least one batch
-    n = classify_module._chunk_size(5, 101, 16)
+    n = streaming.chunk_size(5, 101, 16)
     assert 64 <= n <= 4096
     assert n * 2 * 4 * 5 * 101 * 101 <= 70 * 2**20
-    assert classify_module._chunk_size(5, 15, 256) == 4096
-    assert classify_module._chunk_size(5, 101, 1000) == 1000
+    assert streaming.chunk_size(5, 15, 256) == 4096
+    assert streaming.chunk_size(5, 101, 1000) == 1000
 
 
 def test_bad_rows_flagged_and_kept(clf, images, weights_file):
@@ -539,7 +539,7 @@ def test_keyboard_interrupt_propagates(monkeypatch, clf, images):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(classify_module, "make_cutouts", interrupt)
+    monkeypatch.setattr(streaming, "make_cutouts", interrupt)
     with pytest.raises(KeyboardInterrupt):
         clf(BLOBS, images)
 

@@ -14,11 +14,11 @@ from photutils.detection import DAOStarFinder
 from regions import Regions
 
 from astro_clustercls import BandImages
-from astro_clustercls import cli as cli_module
 from astro_clustercls._constants import DEFAULT_BANDS
-from astro_clustercls.classify import ClusterClassifier
 from astro_clustercls.cli import SUBCOMMANDS, main
-from astro_clustercls.export import read_table
+from astro_clustercls.data.detection import match_sources
+from astro_clustercls.inference.classifier import ClusterClassifier
+from astro_clustercls.io.export import read_table
 from astro_clustercls.models import build_network, save_weights
 
 from .conftest import make_wcs
@@ -306,7 +306,7 @@ def test_demo_without_bundled_weights(tmp_path, capsys, monkeypatch):
 def test_match_one_to_one():
     det = np.array([[0.0, 0.0], [0.5, 0.0], [10.0, 10.0], [30.0, 30.0]])
     true = np.array([[0.2, 0.0], [10.0, 11.0]])
-    np.testing.assert_array_equal(cli_module._match(det, true, 1.5), [0, -1, 1, -1])
+    np.testing.assert_array_equal(match_sources(det, true, 1.5), [0, -1, 1, -1])
 
 
 def test_classify_without_bundled_weights(field, tmp_path, capsys, monkeypatch):
@@ -321,7 +321,7 @@ def test_classify_without_bundled_weights(field, tmp_path, capsys, monkeypatch):
 
 
 def test_classify_ensemble(field, tmp_path, capsys):
-    from astro_clustercls.ensemble import ClusterEnsemble
+    from astro_clustercls.inference.ensemble import ClusterEnsemble
 
     torch.manual_seed(1)
     second = tmp_path / "second.safetensors"

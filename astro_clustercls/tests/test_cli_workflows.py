@@ -7,7 +7,7 @@ import torch
 from astropy.io import fits
 
 from astro_clustercls.cli import main
-from astro_clustercls.export import read_table
+from astro_clustercls.io.export import read_table
 from astro_clustercls.models import get_model
 
 

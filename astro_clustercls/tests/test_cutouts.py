@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays as np_arrays
 
 from astro_clustercls import BandImages, make_cutouts
-from astro_clustercls import cutouts as cutouts_module
-from astro_clustercls.flags import FLAGS
+from astro_clustercls.data import cutouts as cutouts_module
+from astro_clustercls.data.flags import FLAGS
 
 PARTIAL, OFF, BADPOS = (FLAGS.PARTIAL_OFF_IMAGE.bit, FLAGS.OFF_IMAGE.bit,
                         FLAGS.BAD_POSITION.bit)

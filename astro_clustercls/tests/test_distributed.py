@@ -1,6 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
-Tests of astro_clustercls.distributed: many fields and tiled mosaics, in this
+Tests of astro_clustercls.inference.distributed: many fields and tiled mosaics, in this
 process and on a dask.distributed LocalCluster (2 worker processes, started
 once for the module).
 
@@ -20,16 +20,16 @@ from astropy.table import QTable
 
 import astro_clustercls
 from astro_clustercls import BandImages
-from astro_clustercls import distributed as acd
-from astro_clustercls.classify import ClusterClassifier
-from astro_clustercls.distributed import (
+from astro_clustercls.data.flags import FLAGS
+from astro_clustercls.inference import distributed as acd
+from astro_clustercls.inference.classifier import ClusterClassifier
+from astro_clustercls.inference.distributed import (
     FieldError,
     Tile,
     classify_fields,
     classify_mosaic,
     plan_tiles,
 )
-from astro_clustercls.flags import FLAGS
 from astro_clustercls.simulation import simulate_field
 from astro_clustercls.utils._optional_deps import HAS_DISTRIBUTED
 from astro_clustercls.utils.exceptions import BandWarning, ClusterClsWarning
@@ -190,11 +190,11 @@ def test_works_without_dask(monkeypatch, fields, reference, weights_path):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "dask", None)   # as if not installed
     monkeypatch.setitem(sys.modules, "distributed", None)
-    monkeypatch.delitem(sys.modules, "astro_clustercls.distributed")
-    monkeypatch.setattr(astro_clustercls, "distributed", acd)
+    monkeypatch.delitem(sys.modules, "astro_clustercls.inference.distributed")
+    monkeypatch.setattr(astro_clustercls.inference, "distributed", acd)
     with pytest.raises(ImportError):
         import dask  # noqa: F401
-    fresh = importlib.import_module("astro_clustercls.distributed")
+    fresh = importlib.import_module("astro_clustercls.inference.distributed")
     assert fresh is not acd
     result = fresh.classify_fields(fields[:1], weights_path=weights_path,
                                    device="cpu", tile_size=64)[0]
@@ -481,7 +481,7 @@ def test_ensemble_of_bundled_networks_in_process(fields, tmp_path, monkeypatch):
     import torch
 
     from astro_clustercls._constants import CLASS_NAMES, DEFAULT_BANDS
-    from astro_clustercls.ensemble import ClusterEnsemble
+    from astro_clustercls.inference.ensemble import ClusterEnsemble
     from astro_clustercls.models import _api, build_network, register_bundled_weights
 
     (tmp_path / "manifest.json").write_text('{"format": 1, "weights": []}')

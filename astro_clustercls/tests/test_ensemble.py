@@ -1,5 +1,5 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Tests of astro_clustercls.ensemble (ClusterEnsemble, combine_votes)."""
+"""Tests of astro_clustercls.inference.ensemble (ClusterEnsemble, combine_votes)."""
 
 import warnings
 from collections import Counter
@@ -11,10 +11,14 @@ from astropy.table import MaskedColumn, QTable
 
 from astro_clustercls import BandImages
 from astro_clustercls._constants import DEFAULT_BANDS
-from astro_clustercls.classify import ClusterClassifier, classify_sources
-from astro_clustercls.ensemble import ENSEMBLE_COLUMNS, ClusterEnsemble, combine_votes
-from astro_clustercls.export import read_table, write_table
-from astro_clustercls.flags import FLAGS
+from astro_clustercls.data.flags import FLAGS
+from astro_clustercls.inference import ClusterClassifier, classify_sources
+from astro_clustercls.inference.ensemble import (
+    ENSEMBLE_COLUMNS,
+    ClusterEnsemble,
+    combine_votes,
+)
+from astro_clustercls.io.export import read_table, write_table
 from astro_clustercls.models import build_network, file_sha256, save_weights
 from astro_clustercls.utils.exceptions import ClusterClsWarning
 

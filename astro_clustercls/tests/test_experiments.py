@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from astro_clustercls import ClusterClassifier, experiments
-from astro_clustercls.experiments import (
+from astro_clustercls import ClusterClassifier
+from astro_clustercls.cli import main as cli_main
+from astro_clustercls.evaluation.experiments import (
     BUNDLED_RECIPES,
     heldout_report,
     predict_probs,
@@ -110,13 +111,12 @@ def test_train_bundled_tiny_is_reproducible_and_registers(tmp_path, registry):
 
 
 def test_main_rejects_unknown_arch(capsys):
-    with pytest.raises(SystemExit):
-        experiments.main(["bundled", "--arch", "resnet50"])
+    assert cli_main(["experiments", "bundled", "--arch", "resnet50"]) == 2
     assert "invalid choice" in capsys.readouterr().err
 
 
 def test_run_grid_tiny_and_rst(tmp_path):
-    from astro_clustercls.experiments import grid_to_rst, run_grid
+    from astro_clustercls.evaluation.experiments import grid_to_rst, run_grid
 
     base = replace(TINY, n_train=64, n_val=32, n_test=48, epochs=1)
     table = run_grid(label_sets=("truth", "consensus"), sizes=(15,), n_train=64,
@@ -141,19 +141,19 @@ def test_run_grid_tiny_and_rst(tmp_path):
     table[1:].write(a)
     table[:1].write(b)
     out = tmp_path / "grid.rst"
-    assert experiments.main(["table", str(a), str(b), "--rst", str(out)]) == 0
+    assert cli_main(["experiments", "table", str(a), str(b), "--rst", str(out)]) == 0
     assert out.read_text() == rst
 
 
 def test_compare_options_tiny(registry, monkeypatch):
     """Every option's row against a recomputation from the networks' own outputs."""
-    from astro_clustercls import training
+    from astro_clustercls.training import loop as training
 
     # float32 throughout, so that the recomputation below is exact
     monkeypatch.setattr(training, "_amp_dtype", lambda amp, device: None)
     from astro_clustercls._constants import CLASS_NAMES, DEFAULT_BANDS
-    from astro_clustercls.experiments import compare_options, options_to_rst
-    from astro_clustercls.metrics import per_class_accuracy
+    from astro_clustercls.evaluation.experiments import compare_options, options_to_rst
+    from astro_clustercls.evaluation.metrics import per_class_accuracy
     from astro_clustercls.models import build_network, register_bundled_weights
 
     meta = {"bands": list(DEFAULT_BANDS), "cutout_size": 15,
@@ -198,8 +198,8 @@ def test_compare_options_tiny(registry, monkeypatch):
 
 def test_band_dropout_experiment_tiny(tmp_path, monkeypatch):
     """One network per dropout, evaluated with all bands as train_bundled does."""
-    from astro_clustercls import training
-    from astro_clustercls.experiments import band_dropout_experiment
+    from astro_clustercls.evaluation.experiments import band_dropout_experiment
+    from astro_clustercls.training import loop as training
 
     monkeypatch.setattr(training, "_amp_dtype", lambda amp, device: None)
     table = band_dropout_experiment((0.0, 0.5), size=15, n_train=64, n_val=32,

@@ -1,5 +1,5 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Tests of astro_clustercls.export (region files, ECSV)."""
+"""Tests of astro_clustercls.io.export (region files, ECSV)."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,12 @@ from astropy.table import MaskedColumn, QTable, Table
 from regions import CirclePixelRegion, CircleSkyRegion, Regions
 
 from astro_clustercls._constants import PIXEL_SCALE
-from astro_clustercls.export import DEFAULT_COLORS, read_table, to_regions, write_table
+from astro_clustercls.io.export import (
+    DEFAULT_COLORS,
+    read_table,
+    to_regions,
+    write_table,
+)
 from astro_clustercls.utils.exceptions import ClusterClsWarning
 
 

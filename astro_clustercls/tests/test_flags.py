@@ -31,7 +31,7 @@ def test_registry():
                                   [False, False, True, True])
     table = FLAGS.to_table()
     assert isinstance(table, Table) and table["bit"].tolist() == [f.bit for f in FLAGS]
-    from astro_clustercls.flags import ClusterFlag, FlagRegistry
+    from astro_clustercls.data.flags import ClusterFlag, FlagRegistry
 
     with pytest.raises(ValueError, match="powers of two"):
         FlagRegistry([ClusterFlag(3, "A", "a")])

@@ -14,7 +14,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 
 from astro_clustercls import BandImages, make_cutouts
-from astro_clustercls.images import normalize_band_name, parse_bunit
+from astro_clustercls.data.images import normalize_band_name, parse_bunit
 from astro_clustercls.utils.exceptions import ClusterClsWarning
 
 ASTROPY = Path(astropy.__file__).parent

@@ -1,11 +1,11 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Tests of astro_clustercls.metrics against hand-computed values."""
+"""Tests of astro_clustercls.evaluation.metrics against hand-computed values."""
 
 import numpy as np
 import pytest
 from astropy.table import MaskedColumn, QTable, Table
 
-from astro_clustercls.metrics import (
+from astro_clustercls.evaluation.metrics import (
     HUMAN_CONSISTENCY,
     PAPER_RESULTS,
     agreement,

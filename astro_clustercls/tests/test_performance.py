@@ -1,6 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
-Tests of the fast paths of astro_clustercls.classify: precision (bf16 autocast),
+Tests of the fast paths of astro_clustercls.inference.classifier: precision (bf16 autocast),
 channels_last, the background prefetch thread, spatial chunk order and the
 release of memory-mapped pages, and the out-of-memory batch halving.
 """
@@ -12,10 +12,10 @@ import pytest
 import torch
 from astropy.io import fits
 
-from astro_clustercls import BandImages
-from astro_clustercls import classify as classify_module
+from astro_clustercls import BandImages, runtime
 from astro_clustercls._constants import DEFAULT_BANDS
-from astro_clustercls.classify import PRECISIONS, ClusterClassifier
+from astro_clustercls.inference import _streaming as streaming
+from astro_clustercls.inference.classifier import PRECISIONS, ClusterClassifier
 from astro_clustercls.models import build_network, save_weights
 from astro_clustercls.simulation import make_training_set
 from astro_clustercls.utils.exceptions import ClusterClsWarning
@@ -56,12 +56,12 @@ def classifier(weights_file, **kwargs):
 
 def test_precision_choice(weights_file, monkeypatch):
     auto = classifier(weights_file)
-    expected = "bf16" if classify_module._cpu_has_native_bf16() else "fp32"
+    expected = "bf16" if runtime.cpu_has_native_bf16() else "fp32"
     assert auto.precision == expected
     assert "precision=" in repr(auto)
-    monkeypatch.setattr(classify_module, "_cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     assert classifier(weights_file).precision == "fp32"
-    monkeypatch.setattr(classify_module, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     assert classifier(weights_file).precision == "bf16"
     assert classifier(weights_file, precision="float32").precision == "fp32"
     assert classifier(weights_file, precision="BF16").precision == "bf16"
@@ -191,14 +191,14 @@ def test_cutouts_made_in_background_in_y_order(weights_file, mosaic, monkeypatch
     clf = classifier(weights_file, precision="fp32")
     whole = clf(xy, images)
     calls = []
-    real = classify_module.make_cutouts
+    real = streaming.make_cutouts
 
     def spy(images, positions, size, **kwargs):
         calls.append((threading.current_thread().name, np.asarray(positions)[:, 1]))
         return real(images, positions, size, **kwargs)
 
-    monkeypatch.setattr(classify_module, "_chunk_size", lambda nb, size, bs: 7)
-    monkeypatch.setattr(classify_module, "make_cutouts", spy)
+    monkeypatch.setattr(streaming, "chunk_size", lambda nb, size, bs: 7)
+    monkeypatch.setattr(streaming, "make_cutouts", spy)
     chunked = clf(xy, images)
     assert [len(y) for _, y in calls] == [7, 7, 7, 7, 2]
     assert {name for name, _ in calls} == {"astro_clustercls-prefetch"}
@@ -216,7 +216,7 @@ def test_error_in_background_thread_propagates(weights_file, mosaic, monkeypatch
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(classify_module, "make_cutouts", broken)
+    monkeypatch.setattr(streaming, "make_cutouts", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         classifier(weights_file)(xy[:5], images)
     assert not _prefetch_threads()
@@ -230,21 +230,21 @@ def test_memmapped_pages_released(weights_file, mosaic, tmp_path, monkeypatch):
         files[band] = tmp_path / f"{band}.fits"
         fits.writeto(files[band], images[band].data.astype(">f4"))
     mapped = BandImages.from_files(files)
-    buffers = classify_module._mapped_buffers([mapped[b].data for b in mapped.bands])
+    buffers = streaming.mapped_buffers([mapped[b].data for b in mapped.bands])
     assert len(buffers) == len(DEFAULT_BANDS)
     clf = classifier(weights_file, precision="fp32")
     ref = clf(xy, images)
 
     released = []
-    real = classify_module._release_pages
+    real = streaming.release_pages
 
     def spy(bufs):
         released.append(len(bufs))
         real(bufs)
 
-    monkeypatch.setattr(classify_module, "_RELEASE_MIN_BYTES", 0)
-    monkeypatch.setattr(classify_module, "_chunk_size", lambda nb, size, bs: 100)
-    monkeypatch.setattr(classify_module, "_release_pages", spy)
+    monkeypatch.setattr(streaming, "RELEASE_MIN_BYTES", 0)
+    monkeypatch.setattr(streaming, "chunk_size", lambda nb, size, bs: 100)
+    monkeypatch.setattr(streaming, "release_pages", spy)
     # an in-place edit of a copy-on-write map survives the page-out
     data = mapped["F555W"].data
     data[0, 0] = 12345.0
@@ -256,19 +256,19 @@ def test_memmapped_pages_released(weights_file, mosaic, tmp_path, monkeypatch):
     np.testing.assert_allclose(result["class_prob"][same], ref["class_prob"][same],
                                atol=1e-6)
     # in-memory arrays have nothing to release
-    assert classify_module._mapped_buffers([images["F555W"].data]) == []
+    assert streaming.mapped_buffers([images["F555W"].data]) == []
 
 
 def test_chunk_bounds():
     ys = np.array([0.0, 1.0, 2.0, 10.0, 11.0, 30.0, 31.0, 32.0, 33.0, np.nan, np.nan])
-    bounds = classify_module._chunk_bounds(ys, 3)
+    bounds = streaming.chunk_bounds(ys, 3)
     assert bounds == [(0, 3), (3, 6), (6, 9), (9, 11)]
     # with a span of 5 rows, a chunk also stops where y moves on
-    bounds = classify_module._chunk_bounds(ys, 3, span=5)
+    bounds = streaming.chunk_bounds(ys, 3, span=5)
     assert bounds == [(0, 3), (3, 5), (5, 8), (8, 9), (9, 11)]
     covered = np.concatenate([np.arange(a, b) for a, b in bounds])
     np.testing.assert_array_equal(covered, np.arange(len(ys)))
-    assert classify_module._chunk_bounds(np.zeros(0), 3, span=5) == []
+    assert streaming.chunk_bounds(np.zeros(0), 3, span=5) == []
 
 
 def test_span_limits_chunks_of_mapped_images(weights_file, mosaic, tmp_path,
@@ -281,21 +281,21 @@ def test_span_limits_chunks_of_mapped_images(weights_file, mosaic, tmp_path,
         fits.writeto(files[band], images[band].data.astype(">f4"))
     mapped = BandImages.from_files(files)
     calls = []
-    real = classify_module.make_cutouts
+    real = streaming.make_cutouts
 
     def spy(images, positions, size, **kwargs):
         calls.append(np.asarray(positions)[:, 1])
         return real(images, positions, size, **kwargs)
 
     row_bytes = 4 * images.shape[1] * len(DEFAULT_BANDS)
-    monkeypatch.setattr(classify_module, "_RELEASE_MIN_BYTES", 0)
-    monkeypatch.setattr(classify_module, "_SPAN_BYTES", 100 * row_bytes)
-    monkeypatch.setattr(classify_module, "make_cutouts", spy)
+    monkeypatch.setattr(streaming, "RELEASE_MIN_BYTES", 0)
+    monkeypatch.setattr(streaming, "SPAN_BYTES", 100 * row_bytes)
+    monkeypatch.setattr(streaming, "make_cutouts", spy)
     clf = classifier(weights_file, precision="fp32")
     result = clf(xy, mapped)
     assert len(calls) > 1
     assert all(np.ptp(y) < 100 for y in calls)
     assert sum(len(y) for y in calls) == len(xy)
-    monkeypatch.setattr(classify_module, "make_cutouts", real)
+    monkeypatch.setattr(streaming, "make_cutouts", real)
     np.testing.assert_allclose(result["class_prob"], clf(xy, images)["class_prob"],
                                atol=1e-6)

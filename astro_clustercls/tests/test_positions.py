@@ -8,7 +8,11 @@ from astropy.coordinates import SkyCoord
 from astropy.table import MaskedColumn, QTable, Table
 from astropy.utils.masked import Masked
 
-from astro_clustercls.positions import PIXEL_COLUMNS, SKY_COLUMNS, resolve_positions
+from astro_clustercls.data.positions import (
+    PIXEL_COLUMNS,
+    SKY_COLUMNS,
+    resolve_positions,
+)
 
 
 def test_array_inputs():

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays as np_arrays
 
 from astro_clustercls import BandImages, make_cutouts
-from astro_clustercls.classify import ClusterClassifier, clear_model_cache
-from astro_clustercls.flags import FLAGS
+from astro_clustercls.data.flags import FLAGS
+from astro_clustercls.inference.classifier import ClusterClassifier, clear_model_cache
 from astro_clustercls.models import build_network, save_weights
 
 BANDS = ("F555W", "F814W")

@@ -28,11 +28,11 @@ from astropy.nddata import CCDData
 from astropy.table import QTable, Table
 
 from astro_clustercls import BandImages, make_cutouts
-from astro_clustercls import export as export_module
-from astro_clustercls.classify import MAX_BATCH_SIZE, ClusterClassifier
+from astro_clustercls.cli import _common as cli_common
 from astro_clustercls.cli import main
-from astro_clustercls.export import read_table
-from astro_clustercls.flags import FLAGS
+from astro_clustercls.data.flags import FLAGS
+from astro_clustercls.inference.classifier import MAX_BATCH_SIZE, ClusterClassifier
+from astro_clustercls.io.export import read_table
 from astro_clustercls.models import build_network, save_weights
 
 from .conftest import make_wcs
@@ -536,13 +536,13 @@ def test_cli_interrupt_while_writing_leaves_no_partial_output(
         reg.write_text("old regions")
     before = {p: p.read_bytes() for p in tmp_path.iterdir()}
     name = "write_table" if stage == "table" else "to_regions"
-    real = getattr(export_module, name)
+    real = getattr(cli_common, name)
 
     def partial_then_interrupt(*args, **kwargs):
         real(*args, **kwargs)  # a complete file under its temporary name...
         raise KeyboardInterrupt  # ...then Ctrl-C
 
-    monkeypatch.setattr(export_module, name, partial_then_interrupt)
+    monkeypatch.setattr(cli_common, name, partial_then_interrupt)
     extra = ["--regions", str(reg)] + (["--overwrite"] if existing else [])
     rc = main(_cli_args(field, weights_file, out, extra=extra))
     assert rc == 130

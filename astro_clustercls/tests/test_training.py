@@ -340,8 +340,8 @@ def test_fine_tune_module(tmp_path):
 def test_fine_tune_save_and_evaluate_with_the_package(tmp_path):
     """get_model -> fine_tune (default normalisation) -> save -> ClusterClassifier."""
     models = pytest.importorskip("astro_clustercls.models")
-    classify = pytest.importorskip("astro_clustercls.classify")
-    from astro_clustercls.metrics import evaluate
+    classify = pytest.importorskip("astro_clustercls.inference.classifier")
+    from astro_clustercls.evaluation.metrics import evaluate
 
     images, table = _field(n_per_class=6)
     images = BandImages({b: images["F555W"].data for b in

@@ -1,5 +1,5 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Tests of astro_clustercls.visualization (Agg backend, files in tmp_path)."""
+"""Tests of astro_clustercls.io.visualization (Agg backend, files in tmp_path)."""
 
 import numpy as np
 import pytest
@@ -30,7 +30,7 @@ def _texts(ax):
 
 
 def test_confusion_matrix_cells(tmp_path):
-    from astro_clustercls.visualization import plot_confusion_matrix
+    from astro_clustercls.io.visualization import plot_confusion_matrix
 
     fig = plot_confusion_matrix(CM, normalize=False)
     ax = fig.axes[0]
@@ -56,7 +56,7 @@ def test_confusion_matrix_cells(tmp_path):
 def test_confusion_matrix_on_given_axes_and_errors():
     import matplotlib.pyplot as plt
 
-    from astro_clustercls.visualization import plot_confusion_matrix
+    from astro_clustercls.io.visualization import plot_confusion_matrix
 
     fig, (a, b) = plt.subplots(1, 2)
     out = plot_confusion_matrix(CM[:2, :2], ax=b, classes=(1, 2),
@@ -72,7 +72,7 @@ def test_confusion_matrix_on_given_axes_and_errors():
 
 def test_cutout_gallery(tmp_path):
     from astro_clustercls import BandImages, make_cutouts
-    from astro_clustercls.visualization import plot_cutout_gallery
+    from astro_clustercls.io.visualization import plot_cutout_gallery
 
     rng = np.random.default_rng(0)
     bands = ("F275W", "F336W", "F438W", "F555W", "F814W")
@@ -108,7 +108,7 @@ def test_cutout_gallery_from_table():
     from astropy.table import MaskedColumn, Table
 
     from astro_clustercls import BandImages
-    from astro_clustercls.visualization import plot_cutout_gallery
+    from astro_clustercls.io.visualization import plot_cutout_gallery
 
     rng = np.random.default_rng(2)
     images = BandImages({b: rng.normal(0, 1, (40, 40)) for b in ("F438W", "F555W",
@@ -124,8 +124,8 @@ def test_cutout_gallery_from_table():
 
 
 def test_reliability_diagram(tmp_path):
-    from astro_clustercls.metrics import expected_calibration_error
-    from astro_clustercls.visualization import plot_reliability_diagram
+    from astro_clustercls.evaluation.metrics import expected_calibration_error
+    from astro_clustercls.io.visualization import plot_reliability_diagram
 
     rng = np.random.default_rng(1)
     logits = rng.normal(0, 2, (300, 4))

@@ -4,6 +4,8 @@
 import time
 from importlib.metadata import PackageNotFoundError, version
 
+from .._version import version as _package_version
+
 __all__ = ["get_meta"]
 
 _DEPS = ("numpy", "astropy", "photutils", "torch", "torchvision")
@@ -20,9 +22,7 @@ def get_meta(**extra):
     >>> sorted(meta)[:3]
     ['date', 'model', 'version']
     """
-    from .. import __version__
-
-    versions = {"astro_clustercls": __version__}
+    versions = {"astro_clustercls": _package_version}
     for dep in _DEPS:
         try:
             versions[dep] = version(dep)

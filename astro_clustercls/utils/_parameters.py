@@ -10,6 +10,7 @@ __all__ = [
     "validate_odd_size",
     "validate_positive_int",
     "validate_choice",
+    "label_array",
     "validate_table_columns",
 ]
 
@@ -133,3 +134,23 @@ def validate_table_columns(name, table, columns):
     if missing:
         raise ValueError(f"{name!r} has no column(s) {missing}; available columns: "
                          f"{table.colnames}")
+
+
+def label_array(name, values):
+    """Return (int64 values, valid mask) of a 1-D label array; masked/NaN -> invalid."""
+    if hasattr(values, "mask") and not isinstance(values, np.ma.MaskedArray):
+        values = np.ma.MaskedArray(np.asarray(values), mask=np.ma.getmaskarray(values))
+    arr = np.ma.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name!r} must be one-dimensional, got shape {arr.shape}")
+    mask = np.ma.getmaskarray(arr).copy()
+    data = np.asarray(arr.data)
+    if data.dtype.kind == "f":
+        mask |= ~np.isfinite(data)
+        data = np.where(mask, 0, data)
+        if np.any(data != np.round(data)):
+            raise ValueError(f"{name!r} holds non-integer labels")
+    elif data.dtype.kind not in "iub":
+        raise TypeError(f"{name!r} must hold integer class labels, got dtype "
+                        f"{data.dtype}")
+    return data.astype(np.int64), ~mask

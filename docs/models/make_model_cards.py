@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from astro_clustercls._constants import CLASS_NAMES
-from astro_clustercls.metrics import HUMAN_CONSISTENCY as HUMAN
-from astro_clustercls.metrics import PAPER_RESULTS as PAPER
+from astro_clustercls.evaluation.metrics import HUMAN_CONSISTENCY as HUMAN
+from astro_clustercls.evaluation.metrics import PAPER_RESULTS as PAPER
 from astro_clustercls.utils._rst import grid_table
 
 HERE = Path(__file__).resolve().parent
@@ -159,7 +159,7 @@ def render_card(entry, *, is_default=False):
         "its classes on real images as science results without such a check.\n")
 
     out.append(_title("How to reproduce", "=", over=False))
-    out.append("::\n\n    python -m astro_clustercls.experiments bundled "
+    out.append("::\n\n    astro-clustercls experiments bundled "
                f"--arch {model} --member {member}"
                + (f" --seed {seed}" if seed is not None else "")
                + (f" --threads {recipe['threads']}" if recipe.get("threads") else "")
@@ -177,7 +177,7 @@ def render_index(entries):
     if not entries:
         out.append("No bundled weights are registered in this version of the "
                    "package yet, so there is no card. Once weights are "
-                   "registered (``python -m astro_clustercls.experiments bundled "
+                   "registered (``astro-clustercls experiments bundled "
                    "--arch resnet18 --seed 0 --register``), run "
                    "``python docs/models/make_model_cards.py``.\n")
         return "\n".join(out)

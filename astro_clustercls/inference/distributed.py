@@ -10,7 +10,7 @@ process, one task after the other and through the same code, when not: Dask
 is an optional dependency (the ``[dask]`` extra) and is imported only when a
 client is given.
 
-The results are exactly those of `~astro_clustercls.classify.ClusterClassifier`
+The results are exactly those of `~astro_clustercls.inference.classifier.ClusterClassifier`
 run in one process on each field: same rows in the same order, same columns,
 same classes and probabilities, same flags; ``meta['astro_clustercls']`` also
 says which field (index, name, files) and where it ran.
@@ -45,11 +45,19 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
+import torch
 from astropy.table import QTable, vstack
 
-from .utils._parameters import as_pair, validate_positive_int
-from .utils._progress_bars import add_progress_bar
-from .utils.exceptions import ClusterClsWarning
+from ..data.images import BandImages, bands_of
+from ..data.positions import resolve_positions
+from ..models import read_weights_meta
+from ..utils._parameters import as_pair, validate_choice, validate_positive_int
+from ..utils._progress_bars import add_progress_bar
+from ..utils.exceptions import ClusterClsWarning
+from ._cache import cached_network, file_key, model_names
+from ._tables import OUTPUT_COLUMNS, output_table
+from .classifier import ClusterClassifier
+from .ensemble import ClusterEnsemble
 
 __all__ = ["classify_fields", "classify_mosaic", "FieldError", "plan_tiles", "Tile"]
 
@@ -179,7 +187,7 @@ def plan_tiles(shape, tile_size, overlap):
 
     Examples
     --------
-    >>> from astro_clustercls.distributed import plan_tiles
+    >>> from astro_clustercls.inference.distributed import plan_tiles
     >>> tiles = plan_tiles((100, 250), 128, 7)
     >>> len(tiles)
     2
@@ -238,15 +246,11 @@ def _is_path_images(images):
 
 
 def _is_band_images(images):
-    from .images import BandImages
-
     return isinstance(images, BandImages)
 
 
 def _load_images(images):
     """BandImages from paths (memory-mapped) or from in-memory images."""
-    from .images import BandImages, bands_of
-
     if _is_path_images(images):
         if isinstance(images, Mapping):
             return BandImages.from_files({b: str(p) for b, p in images.items()},
@@ -360,9 +364,6 @@ def _get_classifier(spec):
     """The classifier of ``spec``, built once per process."""
     clf = _CLASSIFIERS.get(spec)
     if clf is None:
-        from .classify import ClusterClassifier
-        from .ensemble import ClusterEnsemble
-
         if isinstance(spec.model, tuple):
             clf = ClusterEnsemble(spec.model, **spec.kwargs())
         else:
@@ -398,11 +399,9 @@ def _worker_state():
     monitoring, e.g. ``client.run``; torch's setting is per thread, hence
     recorded by the task).
     """
-    from .classify import _cached_network
-
     return {"classifier_builds": {repr(k): v for k, v in _BUILDS.items()},
             "tasks": sum(_TASKS.values()),
-            "network_loads": _cached_network.cache_info().misses,
+            "network_loads": cached_network.cache_info().misses,
             "torch_threads": _THREADS["last"]}
 
 
@@ -414,8 +413,6 @@ def _run_classifier(spec, sources, images, call, threads):
     classification, as ``(category, message)`` pairs, are sent back to the
     client to be shown there.
     """
-    import torch
-
     worker = _current_worker()
     with _LOCK:
         previous = torch.get_num_threads()
@@ -467,8 +464,6 @@ def _tile_task(spec, images, tile, xy, call, threads):
     else:
         window = _window_images(_load_images(images), tile)
     table, caught, where = _run_classifier(spec, xy, window, call, threads)
-    from .classify import OUTPUT_COLUMNS
-
     return table[list(OUTPUT_COLUMNS)], caught, where
 
 
@@ -554,8 +549,6 @@ class _DaskRunner:
 # ---------------------------------------------------------------------------
 def _split_options(kwargs):
     """Split ``**classifier_kwargs`` into ClusterClassifier and call options."""
-    from .classify import ClusterClassifier
-
     init = [p for p in inspect.signature(ClusterClassifier.__init__).parameters
             if p not in ("self", "model")]
     init_opts, call_opts = {}, {}
@@ -571,9 +564,6 @@ def _split_options(kwargs):
 
 
 def _make_spec(model, weights, weights_path, options):
-    from .classify import _file_key, _model_names
-    from .utils._parameters import validate_choice
-
     if isinstance(model, (list, tuple)):
         # an ensemble of bundled networks (ClusterEnsemble): names only
         if weights is not None or weights_path is not None:
@@ -583,13 +573,13 @@ def _make_spec(model, weights, weights_path, options):
         if len(model) < 2 or not all(isinstance(m, str) for m in model):
             raise TypeError(f"'model' must be a model name or a list of two or more "
                             f"names, got {model!r}")
-        model = tuple(validate_choice("model", m.strip().lower(), _model_names())
+        model = tuple(validate_choice("model", m.strip().lower(), model_names())
                       for m in model)
     elif not isinstance(model, str):
         raise TypeError(f"'model' must be a model name (str) or a list of names, "
                         f"got {type(model).__name__}")
     else:
-        model = validate_choice("model", model.strip().lower(), _model_names())
+        model = validate_choice("model", model.strip().lower(), model_names())
     if weights is not None and weights_path is not None:
         raise ValueError("give either 'weights' (bundled) or 'weights_path' (a "
                          "file), not both")
@@ -601,7 +591,7 @@ def _make_spec(model, weights, weights_path, options):
     frozen = tuple(sorted((k, _freeze(v)) for k, v in options.items()
                           if v is not None))
     spec = _Spec(model, weights, weights_path,
-                 _file_key(weights_path), frozen)
+                 file_key(weights_path), frozen)
     hash(spec)  # options must be hashable (they key the per-worker cache)
     return spec
 
@@ -613,8 +603,6 @@ def _cutout_size(spec):
         return int(options["cutout_size"])
     try:
         if spec.weights_path is not None:
-            from .models import read_weights_meta
-
             return int(read_weights_meta(spec.weights_path)["cutout_size"])
     except Exception:  # noqa: BLE001 - fall back on building the classifier
         pass
@@ -639,8 +627,6 @@ def _prepare_tiles(fld, spec, runner, tile_size, size, overlap, threads):
     Reads the sources and the images' headers (memory-mapped: no pixels) here.
     Returns what `_assemble` needs.
     """
-    from .positions import resolve_positions
-
     sources = _load_sources(fld.sources)
     images = _load_images(fld.images)
     call = fld.call
@@ -674,11 +660,9 @@ def _prepare_tiles(fld, spec, runner, tile_size, size, overlap, threads):
 
 def _assemble(plan, parts):
     """One table in input order from the tiles' columns, as one run would give."""
-    from .classify import OUTPUT_COLUMNS, _output_table
-
     resolved = plan["resolved"]
     n = len(resolved.xy)
-    table = _output_table(plan["sources"], resolved)
+    table = output_table(plan["sources"], resolved)
     tables = [t for _, t in parts]
     order = np.concatenate([rows for rows, _ in parts]) if parts else np.zeros(0, int)
     with warnings.catch_warnings():
@@ -727,7 +711,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
     Classify the sources of many fields, on a Dask cluster or in this process.
 
     Each field is one task (or, with ``tile_size``, one task per tile); each
-    result is the table `~astro_clustercls.classify.ClusterClassifier` gives
+    result is the table `~astro_clustercls.inference.classifier.ClusterClassifier` gives
     for that field in one process, row for row and bit for bit.
 
     Parameters
@@ -738,7 +722,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
         optionally ``'name'``, ``'xcol'``, ``'ycol'``, ``'skycol'``,
         ``'origin'`` (position columns of that field). A mapping ``{name:
         (sources, images)}`` names the fields. ``sources``: a table (anything
-        `~astro_clustercls.classify.ClusterClassifier` accepts) or the path of
+        `~astro_clustercls.inference.classifier.ClusterClassifier` accepts) or the path of
         a table file (read with ``QTable.read``, e.g. ECSV). ``images``: a
         `~astro_clustercls.BandImages`, or ``{band: FITS path}`` (or a list of
         paths, keyed by their FILTER keyword): with paths each worker opens
@@ -746,9 +730,9 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
     model : str or list of str, optional
         Network name (default ``'resnet18'``), or several names for an
         ensemble of their bundled DEFAULT weights
-        (`~astro_clustercls.ensemble.ClusterEnsemble`, built once per worker).
+        (`~astro_clustercls.inference.ensemble.ClusterEnsemble`, built once per worker).
     weights : str or weights enum member, optional
-        Bundled weights (see `~astro_clustercls.classify.ClusterClassifier`).
+        Bundled weights (see `~astro_clustercls.inference.classifier.ClusterClassifier`).
     weights_path : path-like, optional
         A weights file; it must be readable at the same path on every worker
         (a shared file system), like the FITS files.
@@ -756,7 +740,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
         Run on this Dask cluster. Default: run in this process, one task after
         the other (Dask is then not needed).
     batch_size, cutout_size : int, optional
-        As in `~astro_clustercls.classify.ClusterClassifier`.
+        As in `~astro_clustercls.inference.classifier.ClusterClassifier`.
     tile_size : int or tuple of 2 int, optional
         Classify each field in tiles of ``(ny, nx)`` pixels, one task per
         tile with sources (see `classify_mosaic`). Default: one task per
@@ -774,7 +758,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
         Raise the first error instead of returning a `FieldError` for the
         field (default False). Remaining tasks are cancelled.
     **classifier_kwargs
-        Other options of `~astro_clustercls.classify.ClusterClassifier`
+        Other options of `~astro_clustercls.inference.classifier.ClusterClassifier`
         (``device``, ``bands``, ``missing_bands``, ``tta``,
         ``confidence_threshold``) and of its ``classify`` method (``xcol``,
         ``ycol``, ``skycol``, ``origin``: defaults for every field).
@@ -784,7 +768,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
     list
         One entry per field, in the order of ``fields``: a
         `~astropy.table.QTable` as returned by
-        `~astro_clustercls.classify.ClusterClassifier`, whose
+        `~astro_clustercls.inference.classifier.ClusterClassifier`, whose
         ``meta['astro_clustercls']`` also holds ``field_index``,
         ``field_name``, ``field_sources`` / ``field_images`` (the paths, when
         given as paths), ``executed_on`` (``'local'`` or the worker addresses)
@@ -820,7 +804,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
     >>> import tempfile, pathlib
     >>> import numpy as np
     >>> from astro_clustercls import BandImages
-    >>> from astro_clustercls.distributed import classify_fields, FieldError
+    >>> from astro_clustercls.inference.distributed import classify_fields, FieldError
     >>> from astro_clustercls.models import build_network, save_weights
     >>> bands = ('F275W', 'F336W', 'F438W', 'F555W', 'F814W')
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
@@ -959,7 +943,7 @@ def classify_mosaic(sources, images, *, tile_size=4096, tile_overlap=None, clien
     size) on each side, so every cutout is whole in its tile's window. Tiles
     with sources are classified as separate tasks (on ``client``, or in this
     process) and the result is reassembled into one table in input order:
-    the same table `~astro_clustercls.classify.ClusterClassifier` gives for
+    the same table `~astro_clustercls.inference.classifier.ClusterClassifier` gives for
     the whole image, including flags of sources near the image edges.
 
     With images given as ``{band: FITS path}``, each task memory-maps the
@@ -969,7 +953,7 @@ def classify_mosaic(sources, images, *, tile_size=4096, tile_overlap=None, clien
     Parameters
     ----------
     sources : table, path, array-like (N, 2) or SkyCoord
-        The sources, as for `~astro_clustercls.classify.ClusterClassifier`
+        The sources, as for `~astro_clustercls.inference.classifier.ClusterClassifier`
         (or the path of a table file). Positions are resolved once, with the
         full image's WCS.
     images : `~astro_clustercls.BandImages`, mapping band -> path, or list of paths
@@ -986,7 +970,7 @@ def classify_mosaic(sources, images, *, tile_size=4096, tile_overlap=None, clien
     Returns
     -------
     `~astropy.table.QTable`
-        As `~astro_clustercls.classify.ClusterClassifier` returns, with
+        As `~astro_clustercls.inference.classifier.ClusterClassifier` returns, with
         ``meta['astro_clustercls']['tiles']`` describing the tiling.
 
     Raises
@@ -999,8 +983,8 @@ def classify_mosaic(sources, images, *, tile_size=4096, tile_overlap=None, clien
     >>> import tempfile, pathlib
     >>> import numpy as np
     >>> from astro_clustercls import BandImages
-    >>> from astro_clustercls.classify import ClusterClassifier
-    >>> from astro_clustercls.distributed import classify_mosaic
+    >>> from astro_clustercls.inference.classifier import ClusterClassifier
+    >>> from astro_clustercls.inference.distributed import classify_mosaic
     >>> from astro_clustercls.models import build_network, save_weights
     >>> bands = ('F275W', 'F336W', 'F438W', 'F555W', 'F814W')
     >>> path = pathlib.Path(tempfile.mkdtemp()) / 'w.safetensors'

@@ -10,8 +10,12 @@ quality (``DQ``) array or from a drizzle weight map (``WHT`` = 0: no data); they
 are kept lazily (memory-mapped) and applied per cutout.
 """
 
+import bz2
+import gzip
+import lzma
 import re
 import warnings
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +26,8 @@ from astropy.io.fits.verify import VerifyWarning
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
+
+from ..utils.exceptions import ClusterClsWarning
 
 __all__ = ["BandImages", "normalize_band_name", "parse_bunit"]
 
@@ -64,7 +70,7 @@ def normalize_band_name(name):
 
     Examples
     --------
-    >>> from astro_clustercls.images import normalize_band_name
+    >>> from astro_clustercls.data.images import normalize_band_name
     >>> normalize_band_name('f555w')
     'F555W'
     """
@@ -93,7 +99,7 @@ def parse_bunit(bunit):
 
     Examples
     --------
-    >>> from astro_clustercls.images import parse_bunit
+    >>> from astro_clustercls.data.images import parse_bunit
     >>> parse_bunit('ELECTRONS/S')
     Unit("electron / s")
     """
@@ -684,11 +690,6 @@ def _check_compressed_stream(path):
     kind = next((k for magic, k in _COMPRESSED if head.startswith(magic)), None)
     if kind is None:
         return
-    import bz2
-    import gzip
-    import lzma
-    import zlib
-
     opener = {"gzip": gzip.open, "bz2": bz2.open, "lzma": lzma.open}[kind]
     try:
         with opener(path, "rb") as f:
@@ -757,8 +758,6 @@ def _read_hdul(hdul, path, *, hdu, dq_ignore, use_weight):
     unit = parse_bunit(header.get("BUNIT"))
     if unit is None:
         if header.get("BUNIT"):
-            from .utils.exceptions import ClusterClsWarning
-
             warnings.warn(f"cannot parse BUNIT={header['BUNIT']!r} in {path}; "
                           "using dimensionless", ClusterClsWarning)
         unit = u.dimensionless_unscaled

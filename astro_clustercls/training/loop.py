@@ -1,13 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
-Training and fine-tuning of the cluster classifiers.
-
-`LabelledCutouts` is a torch Dataset of normalised multi-band cutouts with
-labels 1..4 and optional augmentation (the 8 rotations/flips, small shifts,
-band dropout, noise). `train` runs the training loop (class balance, early
-stopping on a validation set, atomic checkpoints that resume exactly, a
-per-epoch ECSV log, seeds), and `fine_tune` builds everything from a labelled
-source table and images for users with their own catalogs.
+The training loop (`train`), fine-tuning from a labelled catalog
+(`fine_tune`) and batched prediction (`predict_logits`).
 
 Reproducibility: every random choice of epoch ``e`` (shuffling, sampling,
 augmentation, dropout) comes from generators seeded with ``(seed, e)`` (and the
@@ -27,425 +21,25 @@ import numpy as np
 import torch
 from astropy.table import QTable
 
-from ._constants import CLASSES
-from .flags import FLAGS
-from .preprocessing import dihedral
-from .utils._files import atomic_write
-from .utils._meta import get_meta
-from .utils._parameters import validate_choice, validate_positive_int
-from .utils._progress_bars import add_progress_bar
-from .utils.exceptions import ClusterClsWarning
+from .._constants import CLASSES
+from ..models import get_model, save_weights
+from ..preprocessing import DEFAULT_RECIPE
+from ..runtime import resolve_precision, torch_device, tta_probabilities
+from ..utils._files import atomic_write
+from ..utils._meta import get_meta
+from ..utils._parameters import validate_choice, validate_positive_int
+from ..utils._progress_bars import add_progress_bar
+from ..utils.exceptions import ClusterClsWarning
+from .dataset import (
+    LabelledCutouts,
+    _seed_for,
+    class_weights,
+    stratified_split,
+)
 
-__all__ = [
-    "LabelledCutouts",
-    "TrainResult",
-    "train",
-    "fine_tune",
-    "class_weights",
-    "stratified_split",
-    "resolve_device",
-    "fit_temperature",
-    "predict_logits",
-]
-
-#: Flags that make a cutout unusable for training (see `LabelledCutouts.from_table`).
-DEFAULT_DROP_FLAGS = int(FLAGS.OFF_IMAGE | FLAGS.BAD_POSITION | FLAGS.CENTER_BAD)
+__all__ = ["TrainResult", "train", "fine_tune", "predict_logits"]
 
 _CHECKPOINT_VERSION = 1
-
-
-# --------------------------------------------------------------------------- utils
-def resolve_device(device=None):
-    """
-    Return a `torch.device`: None -> ``conf.device``; 'auto' -> cuda if available.
-
-    Examples
-    --------
-    >>> from astro_clustercls.training import resolve_device
-    >>> resolve_device('cpu')
-    device(type='cpu')
-    """
-    if device is None:
-        from . import conf
-
-        device = conf.device
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"'device' must be 'auto', 'cpu', 'cuda', ... got "
-                         f"{device!r}") from None
-
-
-def _seed_for(seed, *keys):
-    """A 63-bit seed derived from ``seed`` and integer keys (stable across runs)."""
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *[int(k) for k in keys]])
-    return int(ss.generate_state(2, dtype=np.uint32).view(np.uint64)[0] >> 1)
-
-
-def class_weights(labels, *, classes=CLASSES):
-    """
-    Balanced class weights ``w_k = N / (K n_k)`` (0 for classes absent).
-
-    With these weights every class contributes equally to a weighted
-    cross-entropy loss, whatever its frequency.
-
-    Parameters
-    ----------
-    labels : array-like of int
-        Class labels (values of ``classes``).
-    classes : sequence of int, optional
-        Default 1..4.
-
-    Returns
-    -------
-    ndarray of float64, shape (K,)
-
-    Examples
-    --------
-    >>> from astro_clustercls.training import class_weights
-    >>> class_weights([1, 1, 1, 2], classes=(1, 2, 3)).tolist()
-    [0.6666666666666666, 2.0, 0.0]
-    """
-    labels = np.asarray(labels).ravel()
-    classes = np.asarray(classes).ravel()
-    counts = np.array([np.count_nonzero(labels == c) for c in classes], dtype=float)
-    present = counts > 0
-    weights = np.zeros(classes.size)
-    weights[present] = labels.size / (present.sum() * counts[present])
-    return weights
-
-
-def stratified_split(labels, val_fraction=0.2, *, seed=0):
-    """
-    Split indices into train and validation, keeping each class's fraction.
-
-    Each class contributes ``round(val_fraction * n_k)`` objects to validation
-    (at least 1 when it has 2 or more objects).
-
-    Returns
-    -------
-    train_idx, val_idx : ndarray of int64
-        Sorted indices.
-
-    Examples
-    --------
-    >>> from astro_clustercls.training import stratified_split
-    >>> tr, va = stratified_split([1] * 10 + [2] * 5, 0.2, seed=1)
-    >>> len(tr), len(va)
-    (12, 3)
-    """
-    labels = np.asarray(labels).ravel()
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"'val_fraction' must be in (0, 1), got {val_fraction!r}")
-    rng = np.random.default_rng(seed)
-    val = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        n_val = int(round(val_fraction * idx.size))
-        if idx.size >= 2:
-            n_val = min(max(n_val, 1), idx.size - 1)
-        else:
-            n_val = 0
-        val.append(rng.permutation(idx)[:n_val])
-    val = np.sort(np.concatenate(val)).astype(np.int64) if val else np.zeros(0, int)
-    train_idx = np.setdiff1d(np.arange(labels.size), val).astype(np.int64)
-    return train_idx, val
-
-
-def _shift(x, dx, dy):
-    """Shift the last two axes by integer (dx, dy) pixels, filling with 0."""
-    if dx == 0 and dy == 0:
-        return x
-    out = torch.zeros_like(x)
-    s = x.shape[-1]
-    ys, yd = (slice(0, s - dy), slice(dy, s)) if dy >= 0 else (slice(-dy, s),
-                                                                slice(0, s + dy))
-    xs, xd = (slice(0, s - dx), slice(dx, s)) if dx >= 0 else (slice(-dx, s),
-                                                                slice(0, s + dx))
-    out[..., yd, xd] = x[..., ys, xs]
-    return out
-
-
-def _resolve_normalize(normalize):
-    if callable(normalize):
-        return normalize, getattr(normalize, "__name__", repr(normalize))
-    if normalize == "identity":
-        return (lambda data: data), "identity"
-    if normalize is None or isinstance(normalize, str):
-        try:
-            from .preprocessing import normalize as _normalize
-        except ImportError as exc:
-            raise ImportError("astro_clustercls.preprocessing.normalize is not "
-                              "available; pass a callable as 'normalize'") from exc
-        if normalize is None:
-            return _normalize, "preprocessing.normalize (default recipe)"
-        recipe = normalize
-        return (lambda data: _normalize(data, recipe=recipe)), recipe
-    raise TypeError(f"'normalize' must be None, a recipe name or a callable, got "
-                    f"{normalize!r}")
-
-
-# ------------------------------------------------------------------------ dataset
-class LabelledCutouts(torch.utils.data.Dataset):
-    """
-    A torch Dataset of normalised multi-band cutouts with class labels.
-
-    The cutouts are normalised once, at construction, and kept as a float32
-    tensor; items are ``(x, target)`` with ``x`` of shape (B, S, S) and
-    ``target`` the class index (``label - classes[0]``-style: position of the
-    label in ``classes``, 0..K-1).
-
-    Parameters
-    ----------
-    data : ndarray (N, B, S, S) or `~astro_clustercls.CutoutStack`
-        The cutouts (raw pixel values; see ``normalize``).
-    labels : array-like of int, shape (N,)
-        Class labels, values of ``classes`` (no masked entries: use
-        `from_table` to drop unlabelled rows).
-    normalize : callable, str or None, optional
-        ``f(data) -> array`` of the same shape applied once to all cutouts;
-        a recipe name of `astro_clustercls.preprocessing.normalize`; None
-        (default) for that function's default recipe; ``'identity'`` to use
-        the data as they are. Non-finite values left by it are set to 0.
-    classes : sequence of int, optional
-        The class labels, in the order of the network outputs (default 1..4).
-    augment : bool, optional
-        Apply random augmentation in `__getitem__`: one of the 8
-        rotations/flips, an integer shift of up to ``max_shift`` pixels per
-        axis (filled with 0), band dropout and noise.
-    max_shift : int, optional
-        Largest shift in pixels (default 1).
-    band_dropout : float, optional
-        Probability that one band (chosen at random) of an item is set to 0,
-        the value of a missing band, so the network learns to work without
-        one (default 0).
-    noise : float, optional
-        Standard deviation of Gaussian noise added in normalised units
-        (default 0).
-    seed : int, optional
-        Seed of the augmentation: item ``i`` in epoch ``e`` gets generator
-        ``(seed, e, i)``, so augmentation is reproducible whatever the order,
-        batch or worker (`train` sets the epoch with `set_epoch`).
-    bands : sequence of str, optional
-        Band names (taken from a CutoutStack when not given).
-
-    Attributes
-    ----------
-    tensors : torch.Tensor, (N, B, S, S) float32
-        The normalised cutouts.
-    labels : ndarray of int64
-        Class labels.
-    targets : torch.Tensor of int64
-        Class indices (0..K-1).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from astro_clustercls.training import LabelledCutouts
-    >>> data = np.random.default_rng(0).normal(size=(4, 2, 5, 5))
-    >>> ds = LabelledCutouts(data, [1, 2, 3, 4], normalize='identity')
-    >>> x, y = ds[1]
-    >>> tuple(x.shape), int(y)
-    ((2, 5, 5), 1)
-    """
-
-    def __init__(self, data, labels, *, normalize=None, classes=CLASSES, augment=False,
-                 max_shift=1, band_dropout=0.0, noise=0.0, seed=0, bands=None):
-        stack = None
-        if hasattr(data, "data") and hasattr(data, "flags") and hasattr(data, "bands"):
-            stack, data = data, data.data
-            bands = stack.bands if bands is None else bands
-        data = np.asarray(data)
-        if data.ndim != 4:
-            raise ValueError(f"'data' must have shape (N, B, S, S), got {data.shape}")
-        if data.shape[-1] != data.shape[-2]:
-            raise ValueError(f"'data' cutouts must be square, got {data.shape[-2:]}")
-        self.classes = np.asarray(classes, dtype=np.int64).ravel()
-        labels = np.ma.asarray(labels)
-        if labels.shape != (data.shape[0],):
-            raise ValueError(f"'labels' must have shape ({data.shape[0]},), got "
-                             f"{labels.shape}")
-        if np.any(np.ma.getmaskarray(labels)):
-            raise ValueError("'labels' holds masked entries; drop them first (see "
-                             "LabelledCutouts.from_table)")
-        labels = np.asarray(labels.data)
-        if labels.size and (labels.dtype.kind == "f"
-                            and not np.all(labels == np.round(labels))):
-            raise ValueError("'labels' must be integer class labels")
-        labels = labels.astype(np.int64)
-        bad = ~np.isin(labels, self.classes)
-        if np.any(bad):
-            odd = np.unique(labels[bad]).tolist()
-            raise ValueError(f"'labels' holds {odd}, not in classes "
-                             f"{self.classes.tolist()}")
-        func, self.normalization = _resolve_normalize(normalize)
-        normed = np.asarray(func(data), dtype=np.float32)
-        if normed.shape != data.shape:
-            raise ValueError(f"'normalize' changed the shape {data.shape} -> "
-                             f"{normed.shape}")
-        normed = np.nan_to_num(normed, nan=0.0, posinf=0.0, neginf=0.0)
-        self.tensors = torch.from_numpy(np.ascontiguousarray(normed))
-        self.labels = labels
-        lookup = {int(c): i for i, c in enumerate(self.classes)}
-        self.targets = torch.as_tensor([lookup[int(v)] for v in labels],
-                                       dtype=torch.int64)
-        self.augment = bool(augment)
-        self.max_shift = validate_positive_int("max_shift", max_shift) \
-            if max_shift else 0
-        if not 0 <= band_dropout <= 1:
-            raise ValueError(f"'band_dropout' must be in [0, 1], got {band_dropout!r}")
-        self.band_dropout = float(band_dropout)
-        if noise < 0:
-            raise ValueError(f"'noise' must be >= 0, got {noise!r}")
-        self.noise = float(noise)
-        self.seed = int(seed)
-        self.epoch = 0
-        self.bands = tuple(bands) if bands is not None else None
-        self.stack = stack
-        self.indices = np.arange(len(labels))  # rows of the source table / stack
-
-    # -- torch Dataset protocol
-    def __len__(self):
-        return self.tensors.shape[0]
-
-    def __getitem__(self, index):
-        x = self.tensors[index]
-        if self.augment:
-            x = self._augment(x, int(index))
-        return x, self.targets[index]
-
-    def __repr__(self):
-        counts = {int(c): int(np.count_nonzero(self.labels == c)) for c in self.classes}
-        return (f"<LabelledCutouts n={len(self)} shape={tuple(self.tensors.shape[1:])} "
-                f"classes={counts} augment={self.augment}>")
-
-    @property
-    def cutout_size(self):
-        """Side of the cutouts in pixels."""
-        return int(self.tensors.shape[-1])
-
-    @property
-    def n_bands(self):
-        """Number of bands (channels)."""
-        return int(self.tensors.shape[1])
-
-    def set_epoch(self, epoch):
-        """Set the epoch that seeds the augmentation (called by `train`)."""
-        self.epoch = int(epoch)
-
-    def _augment(self, x, index):
-        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch, index])
-        k = int(rng.integers(8))
-        x = dihedral(x, k)
-        if self.max_shift:
-            dx, dy = (int(v) for v in rng.integers(-self.max_shift, self.max_shift + 1,
-                                                    size=2))
-            x = _shift(x, dx, dy)
-        if self.band_dropout and rng.random() < self.band_dropout:
-            x = x.clone()
-            x[int(rng.integers(x.shape[0]))] = 0.0
-        if self.noise:
-            x = x + torch.from_numpy(rng.normal(0.0, self.noise, size=tuple(x.shape))
-                                     .astype(np.float32))
-        return x.contiguous()
-
-    def class_counts(self):
-        """Number of objects per class, in the order of ``classes``."""
-        return np.array([np.count_nonzero(self.labels == c) for c in self.classes])
-
-    def subset(self, indices, *, augment=None):
-        """
-        A dataset over some rows, sharing the normalised tensors (no copy).
-
-        Parameters
-        ----------
-        indices : array-like of int
-            Rows to keep.
-        augment : bool, optional
-            Override ``augment`` (e.g. False for a validation subset).
-        """
-        indices = np.asarray(indices, dtype=np.int64)
-        new = LabelledCutouts.__new__(LabelledCutouts)
-        new.__dict__.update(self.__dict__)
-        new.tensors = self.tensors[torch.from_numpy(indices)]
-        new.labels = self.labels[indices]
-        new.targets = self.targets[torch.from_numpy(indices)]
-        new.indices = self.indices[indices]
-        new.stack = None  # the rows of the parent's stack are ``indices``
-        if augment is not None:
-            new.augment = bool(augment)
-        return new
-
-    @classmethod
-    def from_table(cls, sources, images, *, size, label_col="cluster_class",
-                   classes=CLASSES, bands=None, normalize=None,
-                   drop_flags=DEFAULT_DROP_FLAGS, xcol=None, ycol=None, skycol=None,
-                   origin=0, progress_bar=False, **kwargs):
-        """
-        Cut and label the objects of a source table.
-
-        Rows whose label is masked (not inspected) or not one of ``classes``,
-        and rows whose cutout has any of ``drop_flags`` (default: off the
-        image, bad position, bad central pixels) are dropped, with a
-        `~astro_clustercls.utils.exceptions.ClusterClsWarning` giving the
-        counts. ``dataset.indices`` maps the dataset rows back to table rows.
-
-        Parameters
-        ----------
-        sources : `~astropy.table.Table`
-            Positions (see `~astro_clustercls.make_cutouts`) and labels.
-        images : `~astro_clustercls.BandImages`
-            The images.
-        size : int
-            Cutout side in pixels.
-        label_col : str, optional
-            Label column (default ``'cluster_class'``).
-        classes, normalize, **kwargs
-            As for `LabelledCutouts` (``augment``, ``max_shift``, ...).
-        bands : sequence of str, optional
-            Bands to cut, in order (default: all bands of ``images``).
-        drop_flags : int, optional
-            Bit mask of `~astro_clustercls.flags.FLAGS` that drops a row.
-        xcol, ycol, skycol, origin, progress_bar
-            Passed to `~astro_clustercls.make_cutouts`.
-
-        Returns
-        -------
-        `LabelledCutouts`
-        """
-        from .cutouts import make_cutouts
-        from .metrics import _labels
-
-        if label_col not in sources.colnames:
-            raise ValueError(f"'label_col'={label_col!r} is not a column of "
-                             f"'sources'; columns: {sources.colnames}")
-        classes = np.asarray(classes, dtype=np.int64).ravel()
-        labels, ok = _labels(label_col, sources[label_col])
-        unlabelled = ~ok | ~np.isin(labels, classes)
-        stack = make_cutouts(images, sources, size, xcol=xcol, ycol=ycol,
-                             skycol=skycol, origin=origin, bands=bands,
-                             progress_bar=progress_bar)
-        unusable = (stack.flags & int(drop_flags)) != 0
-        keep = ~unlabelled & ~unusable
-        n_unl = int(np.count_nonzero(unlabelled))
-        n_unu = int(np.count_nonzero(unusable & ~unlabelled))
-        if n_unl or n_unu:
-            warnings.warn(f"LabelledCutouts.from_table: dropped {n_unl} unlabelled "
-                          f"rows and {n_unu} labelled rows with unusable cutouts "
-                          f"(flags {FLAGS.decode(int(drop_flags))}); "
-                          f"{int(keep.sum())} of "
-                          f"{len(sources)} rows kept", ClusterClsWarning)
-        if not np.any(keep):
-            raise ValueError("no labelled row with a usable cutout in 'sources'")
-        rows = np.flatnonzero(keep)
-        dataset = cls(stack[rows], labels[rows], normalize=normalize, classes=classes,
-                      **kwargs)
-        dataset.indices = rows
-        return dataset
 
 
 # ----------------------------------------------------------------------- training
@@ -487,7 +81,7 @@ class TrainResult:
         the best epoch under ``metrics['validation']``, updated with ``meta``;
         it must end up with ``bands``, ``cutout_size`` and ``normalization``
         so that `~astro_clustercls.models.get_model` and
-        `~astro_clustercls.classify.ClusterClassifier` can use the file
+        `~astro_clustercls.inference.classifier.ClusterClassifier` can use the file
         (``weights_path=``).
 
         Parameters
@@ -504,8 +98,6 @@ class TrainResult:
         str
             SHA-256 of the written file.
         """
-        from .models import save_weights
-
         info = dict(getattr(self.model, "clustercls_meta", None) or {})
         recipe = info.get("recipe") if isinstance(info.get("recipe"), dict) else {}
         info["recipe"] = {**recipe, **self.config, "best_epoch": int(self.best_epoch)}
@@ -527,23 +119,23 @@ class TrainResult:
 
 
 def _amp_dtype(amp, device):
+    """
+    The autocast dtype of training and prediction (None: float32).
+
+    ``'auto'`` is `~astro_clustercls.runtime.resolve_precision`'s choice, as
+    for the classifier, but only bfloat16 is used (float16 training would need
+    loss scaling): where the classifier would run float16, training runs
+    float32. True or 'bf16' ask for bfloat16 on the CPU or CUDA.
+    """
     if amp is False or amp is None:
         return None
     if amp not in (True, "auto", "bf16", "bfloat16"):
         raise ValueError(f"'amp' must be 'auto', True, False or 'bf16', got {amp!r}")
-    if device.type == "cuda":
-        if amp == "auto" and not torch.cuda.is_bf16_supported():
-            return None
-        return torch.bfloat16
-    if device.type == "cpu":
-        if amp == "auto":
-            try:
-                ok = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-            except (AttributeError, RuntimeError):  # pragma: no cover
-                ok = False
-            return torch.bfloat16 if ok else None
-        return torch.bfloat16
-    return None
+    if device.type not in ("cpu", "cuda"):
+        return None
+    if amp == "auto" and resolve_precision("auto", device) != "bf16":
+        return None
+    return torch.bfloat16
 
 
 def _atomic_save(obj, path):
@@ -705,7 +297,7 @@ def train(model, train_set, val_set=None, *, epochs=20, batch_size=128, lr=1e-3,
     for name, ds in (("train_set", train_set), ("val_set", val_set)):
         if ds is not None and not isinstance(ds, torch.utils.data.Dataset):
             raise TypeError(f"{name!r} must be a LabelledCutouts (torch Dataset)")
-    device = resolve_device(device)
+    device = torch_device(device)
     amp_dtype = _amp_dtype(amp, device)
     classes = np.asarray(getattr(train_set, "classes", CLASSES))
     k = classes.size
@@ -905,7 +497,7 @@ def fine_tune(model_or_name, sources, images, *, label_col="cluster_class",
         training from ImageNet or from scratch), or a registered model name
         loaded with ``astro_clustercls.models.get_model(name, weights=weights)``.
     sources : `~astropy.table.Table`
-        Positions and labels (e.g. from `~astro_clustercls.catalogs.read_legus`).
+        Positions and labels (e.g. from `~astro_clustercls.data.catalogs.read_legus`).
     images : `~astro_clustercls.BandImages`
         The images, with the bands the network expects.
     label_col : str, optional
@@ -941,8 +533,6 @@ def fine_tune(model_or_name, sources, images, *, label_col="cluster_class",
         column and the rows used for training and validation.
     """
     if isinstance(model_or_name, str):
-        from .models import get_model
-
         model = get_model(model_or_name, weights=weights)
     elif isinstance(model_or_name, torch.nn.Module):
         model = model_or_name
@@ -987,8 +577,6 @@ def fine_tune(model_or_name, sources, images, *, label_col="cluster_class",
     info.update(cutout_size=int(size),
                 bands=list(full.bands) if full.bands else info.get("bands"))
     if normalize is None:
-        from .preprocessing import DEFAULT_RECIPE
-
         info["normalization"] = DEFAULT_RECIPE
     elif isinstance(normalize, str) and normalize != "identity":
         info["normalization"] = normalize
@@ -998,60 +586,8 @@ def fine_tune(model_or_name, sources, images, *, label_col="cluster_class",
     return result
 
 
-def fit_temperature(logits, labels, *, classes=CLASSES, max_iter=200):
-    """
-    Temperature scaling: the T > 0 minimising the NLL of ``softmax(logits / T)``.
-
-    Fit on a validation set; dividing the logits by T calibrates the
-    probabilities without changing the predicted classes.
-
-    Parameters
-    ----------
-    logits : array-like or Tensor, shape (N, K)
-        Network outputs before softmax.
-    labels : array-like of int, shape (N,)
-        True labels (values of ``classes``).
-    classes : sequence of int, optional
-        Default 1..4.
-    max_iter : int, optional
-        L-BFGS iterations.
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from astro_clustercls.training import fit_temperature
-    >>> logits = np.array([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, 4.0]])
-    >>> t = fit_temperature(logits, [1, 2, 1, 1], classes=(1, 2))  # 3 of 4 right
-    >>> round(t, 2)  # softmax(4 / T) = 0.75 -> T = 4 / ln 3
-    3.64
-    """
-    logits = torch.as_tensor(np.asarray(logits, dtype=np.float64))
-    classes = np.asarray(classes).ravel()
-    labels = np.asarray(labels).ravel()
-    if logits.ndim != 2 or logits.shape != (labels.size, classes.size):
-        raise ValueError(f"'logits' must have shape ({labels.size}, {classes.size}), "
-                         f"got {tuple(logits.shape)}")
-    target = torch.as_tensor(np.searchsorted(classes, labels), dtype=torch.int64)
-    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter,
-                            line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), target)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return float(log_t.detach().exp().clamp(1e-3, 1e3))
-
-
 def predict_logits(model, dataset, *, batch_size=256, device=None, tta=False,
-                   amp=False, channels_last=False):
+                   temperature=1.0, amp=False, channels_last=False):
     """
     Network outputs (logits) for every item of a dataset, in order.
 
@@ -1064,10 +600,17 @@ def predict_logits(model, dataset, *, batch_size=256, device=None, tta=False,
     batch_size : int, optional
         Default 256.
     device : str or torch.device, optional
-        See `resolve_device`.
+        See `~astro_clustercls.runtime.resolve_device`.
     tta : bool, optional
-        Average the logits over the 8 rotations/flips (test-time
-        augmentation).
+        Test-time augmentation with the package's convention
+        (`~astro_clustercls.runtime.tta_probabilities`): the class
+        probabilities ``softmax(logits / temperature)`` are averaged over the
+        8 rotations/flips, and their logarithm is returned, so that
+        ``softmax`` of the result gives them back (what
+        ``ClusterClassifier(tta=True)`` reports).
+    temperature : float, optional
+        Only with ``tta``: the temperature of the averaged probabilities
+        (default 1). Without ``tta`` the raw logits are returned.
     amp, channels_last : optional
         As in `train` (both off by default).
 
@@ -1088,25 +631,29 @@ def predict_logits(model, dataset, *, batch_size=256, device=None, tta=False,
     (3, 3)
     """
     batch_size = validate_positive_int("batch_size", batch_size)
-    device = resolve_device(device)
+    device = torch_device(device)
     amp_dtype = _amp_dtype(amp, device)
     tensors = dataset.tensors if hasattr(dataset, "tensors") else torch.as_tensor(
         np.asarray(dataset, dtype=np.float32))
     model.to(device).eval()
     out = []
+
+    def logits_of(v):
+        if channels_last:
+            v = v.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
+                            enabled=amp_dtype is not None):
+            return model(v).float()
+
     with torch.no_grad():
         for start in range(0, tensors.shape[0], batch_size):
             x = tensors[start:start + batch_size].to(device)
-            views = [dihedral(x, k) for k in range(8)] if tta else [x]
-            acc = None
-            for v in views:
-                if channels_last:
-                    v = v.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
-                                    enabled=amp_dtype is not None):
-                    logits = model(v).float()
-                acc = logits if acc is None else acc + logits
-            out.append((acc / len(views)).cpu().numpy())
+            if tta:
+                logits = torch.log(tta_probabilities(logits_of, x,
+                                                     temperature=temperature))
+            else:
+                logits = logits_of(x)
+            out.append(logits.cpu().numpy())
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(out).astype(np.float32)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.table import QTable
 
-from ._constants import CLASS_NAMES, CLASSES
+from .._constants import CLASS_NAMES, CLASSES
+from ..utils._parameters import label_array, validate_positive_int
 
 __all__ = [
     "PAPER_RESULTS",
@@ -48,26 +49,6 @@ HUMAN_CONSISTENCY = {1: (0.70, 0.80), 2: (0.40, 0.50), 3: (0.40, 0.50),
                      4: (0.60, 0.70)}
 
 
-def _labels(name, values):
-    """Return (int64 values, valid mask) of a 1-D label array; masked/NaN -> invalid."""
-    if hasattr(values, "mask") and not isinstance(values, np.ma.MaskedArray):
-        values = np.ma.MaskedArray(np.asarray(values), mask=np.ma.getmaskarray(values))
-    arr = np.ma.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{name!r} must be one-dimensional, got shape {arr.shape}")
-    mask = np.ma.getmaskarray(arr).copy()
-    data = np.asarray(arr.data)
-    if data.dtype.kind == "f":
-        mask |= ~np.isfinite(data)
-        data = np.where(mask, 0, data)
-        if np.any(data != np.round(data)):
-            raise ValueError(f"{name!r} holds non-integer labels")
-    elif data.dtype.kind not in "iub":
-        raise TypeError(f"{name!r} must hold integer class labels, got dtype "
-                        f"{data.dtype}")
-    return data.astype(np.int64), ~mask
-
-
 def _classes(classes):
     classes = np.asarray(classes, dtype=np.int64).ravel()
     if classes.size == 0 or len(np.unique(classes)) != classes.size:
@@ -76,8 +57,8 @@ def _classes(classes):
 
 
 def _pair(true, pred, classes):
-    t, tv = _labels("true", true)
-    p, pv = _labels("pred", pred)
+    t, tv = label_array("true", true)
+    p, pv = label_array("pred", pred)
     if t.shape != p.shape:
         raise ValueError(f"'true' and 'pred' differ in length: {t.size} vs {p.size}")
     valid = tv & pv
@@ -118,7 +99,7 @@ def confusion_matrix(true, pred, *, classes=CLASSES, normalize=None):
 
     Examples
     --------
-    >>> from astro_clustercls.metrics import confusion_matrix
+    >>> from astro_clustercls.evaluation.metrics import confusion_matrix
     >>> confusion_matrix([1, 1, 2, 3, 4, 4], [1, 2, 2, 3, 4, 1])
     array([[1, 1, 0, 0],
            [0, 1, 0, 0],
@@ -159,7 +140,7 @@ def per_class_accuracy(true, pred, *, classes=CLASSES):
 
     Examples
     --------
-    >>> from astro_clustercls.metrics import per_class_accuracy
+    >>> from astro_clustercls.evaluation.metrics import per_class_accuracy
     >>> per_class_accuracy([1, 1, 2, 4], [1, 2, 2, 1]).tolist()
     [0.5, 1.0, nan, 0.0]
     """
@@ -178,7 +159,7 @@ def per_class_precision(true, pred, *, classes=CLASSES):
 
     Examples
     --------
-    >>> from astro_clustercls.metrics import per_class_precision
+    >>> from astro_clustercls.evaluation.metrics import per_class_precision
     >>> per_class_precision([1, 1, 2, 4], [1, 2, 2, 1]).tolist()
     [0.5, 0.5, nan, nan]
     """
@@ -195,7 +176,7 @@ def overall_accuracy(true, pred, *, classes=CLASSES):
     Examples
     --------
     >>> import numpy as np
-    >>> from astro_clustercls.metrics import overall_accuracy
+    >>> from astro_clustercls.evaluation.metrics import overall_accuracy
     >>> overall_accuracy([1, 2, 3, 4], np.ma.masked_array([1, 2, 4, 4], [0, 0, 0, 1]))
     0.6666666666666666
     """
@@ -237,7 +218,7 @@ def agreement(labels_a, labels_b, *, classes=CLASSES):
 
     Examples
     --------
-    >>> from astro_clustercls.metrics import agreement
+    >>> from astro_clustercls.evaluation.metrics import agreement
     >>> a = agreement([1, 1, 2, 2], [1, 2, 2, 2], classes=(1, 2))
     >>> a.overall, a.per_class, a.n
     (0.75, {1: 0.5, 2: 1.0}, 4)
@@ -283,7 +264,7 @@ def classification_report(true, pred, *, classes=CLASSES, class_names=None):
 
     Examples
     --------
-    >>> from astro_clustercls.metrics import classification_report
+    >>> from astro_clustercls.evaluation.metrics import classification_report
     >>> rep = classification_report([1, 1, 2, 2], [1, 2, 2, 2], classes=(1, 2))
     >>> rep['recall'].tolist(), rep['precision'].tolist()
     ([0.5, 1.0], [1.0, 0.6666666666666666])
@@ -339,7 +320,7 @@ def compare_with_paper(report, *, classes=CLASSES):
 
     Examples
     --------
-    >>> from astro_clustercls.metrics import compare_with_paper
+    >>> from astro_clustercls.evaluation.metrics import compare_with_paper
     >>> t = compare_with_paper({1: 0.81, 2: 0.45, 3: 0.5, 4: 0.72})
     >>> t['ge_human_high'].tolist()
     [True, False, True, True]
@@ -386,10 +367,10 @@ def evaluate(classifier, sources, images, *, label_col="cluster_class",
         Called as ``classifier(sources, images, **kwargs)`` and returning a
         table with a (masked) ``pred_col`` column, one row per input row in
         input order: the call signature of
-        `~astro_clustercls.classify.ClusterClassifier`.
+        `~astro_clustercls.inference.classifier.ClusterClassifier`.
     sources : `~astropy.table.Table`
         Positions and the true labels in ``label_col`` (e.g. from
-        `~astro_clustercls.catalogs.read_legus`). The label column is removed
+        `~astro_clustercls.data.catalogs.read_legus`). The label column is removed
         from the copy given to the classifier, so it cannot leak into or clash
         with the predictions.
     images : `~astro_clustercls.BandImages`
@@ -423,7 +404,7 @@ def evaluate(classifier, sources, images, *, label_col="cluster_class",
         raise ValueError(f"'label_col'={label_col!r} is not a column of 'sources'; "
                          f"columns: {sources.colnames}")
     classes = _classes(classes)
-    true, true_ok = _labels(label_col, sources[label_col])
+    true, true_ok = label_array(label_col, sources[label_col])
     unknown = true_ok & ~np.isin(true, classes)
     true_ok &= ~unknown
     to_classify = sources.copy(copy_data=False)
@@ -434,7 +415,7 @@ def evaluate(classifier, sources, images, *, label_col="cluster_class",
     if len(result) != len(sources):
         raise ValueError(f"the classifier returned {len(result)} rows for "
                          f"{len(sources)} sources")
-    pred, pred_ok = _labels(pred_col, result[pred_col])
+    pred, pred_ok = label_array(pred_col, result[pred_col])
     pred_ok &= np.isin(pred, classes)
     use = true_ok & pred_ok
     report = classification_report(np.ma.MaskedArray(true, ~use),
@@ -456,7 +437,7 @@ def _top_label(probs, labels, classes):
     if probs.ndim != 2 or probs.shape[1] != classes.size:
         raise ValueError(f"'probs' must have shape (N, {classes.size}), got "
                          f"{probs.shape}")
-    lab, ok = _labels("labels", labels)
+    lab, ok = label_array("labels", labels)
     if lab.size != probs.shape[0]:
         raise ValueError("'probs' and 'labels' differ in length")
     ok &= np.all(np.isfinite(probs), axis=1)
@@ -498,14 +479,12 @@ def reliability_curve(probs, labels, *, n_bins=10, classes=CLASSES):
     Examples
     --------
     >>> import numpy as np
-    >>> from astro_clustercls.metrics import reliability_curve
+    >>> from astro_clustercls.evaluation.metrics import reliability_curve
     >>> p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.45, 0.55]])
     >>> t = reliability_curve(p, [1, 2, 2, 1], n_bins=2, classes=(1, 2))
     >>> t['count'].tolist(), t['accuracy'].tolist()
     ([0, 4], [nan, 0.5])
     """
-    from .utils._parameters import validate_positive_int
-
     n_bins = validate_positive_int("n_bins", n_bins)
     conf, correct = _top_label(probs, labels, classes)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -533,7 +512,7 @@ def expected_calibration_error(probs, labels, *, n_bins=10, classes=CLASSES):
     Examples
     --------
     >>> import numpy as np
-    >>> from astro_clustercls.metrics import expected_calibration_error
+    >>> from astro_clustercls.evaluation.metrics import expected_calibration_error
     >>> p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.45, 0.55]])
     >>> ece = expected_calibration_error(p, [1, 2, 2, 1], n_bins=2, classes=(1, 2))
     >>> ece  # doctest: +FLOAT_CMP

@@ -7,29 +7,42 @@ simulated "training galaxies" (`~astro_clustercls.simulation.make_training_set`)
 and evaluated on a held-out simulated galaxy at another distance, background,
 depth and PSF (as NGC 1559 was left out of training in Wei et al. 2020)::
 
-    python -m astro_clustercls.experiments bundled --arch resnet18 --seed 0 --register
+    astro-clustercls experiments bundled --arch resnet18 --seed 0 --register
 
 Runs are checkpointed every epoch in ``--workdir`` and resume where they
 stopped (``--resume``), log one ECSV row per epoch, and show a progress bar.
 """
 
-import argparse
+import copy
 import json
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
+from astropy.table import QTable
 
-from ._constants import CLASS_NAMES, CLASSES, DEFAULT_BANDS
-from .utils._parameters import validate_choice
-from .utils._rst import grid_table
+from .._constants import CLASS_NAMES, CLASSES, DEFAULT_BANDS
+from ..models import build_network, get_model, register_bundled_weights
+from ..preprocessing import normalize
+from ..simulation import HELD_OUT_GALAXY, SIMULATOR_VERSION, make_training_set
+from ..training import LabelledCutouts, fit_temperature, predict_logits, train
+from ..utils._parameters import validate_choice
+from ..utils._rst import grid_table
+from .metrics import (
+    HUMAN_CONSISTENCY,
+    PAPER_RESULTS,
+    expected_calibration_error,
+    overall_accuracy,
+    per_class_accuracy,
+    per_class_precision,
+)
 
 __all__ = ["BundledRecipe", "RECIPES", "BUNDLED_RECIPES", "simulated_splits",
            "predict_probs", "heldout_report", "train_bundled", "run_grid",
            "grid_to_rst", "compare_options", "options_to_rst",
-           "band_dropout_experiment", "main"]
+           "band_dropout_experiment", "LABEL_SETS"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,8 @@ BUNDLED_RECIPES = {
     "vgg19_bn": RECIPES["vgg19_bn", "SIM_V2"],
 }
 
-_LABEL_SETS = ("truth", "consensus", "single_expert")
+#: the label sets of the paper's grid
+LABEL_SETS = ("truth", "consensus", "single_expert")
 
 
 def _split_rngs(seed):
@@ -125,9 +139,7 @@ def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
     -------
     train, val, test : `~astro_clustercls.simulation.TrainingSet`
     """
-    from .simulation import make_training_set
-
-    label_set = validate_choice("label_set", label_set, _LABEL_SETS)
+    label_set = validate_choice("label_set", label_set, LABEL_SETS)
     noise = None if label_set == "truth" else label_set
     s_train, s_val, s_test = _split_rngs(seed)
     train = make_training_set(n_train, size, s_train, bands=bands, label_noise=noise,
@@ -159,9 +171,11 @@ def predict_probs(model, data, *, normalization="asinh-v1", batch_size=256,
     temperature : float, optional
         Divide the logits by this before the softmax (temperature scaling).
     tta : bool, optional
-        Average the logits over the 8 rotations/flips.
+        Average the probabilities over the 8 rotations/flips (the package's
+        convention, `~astro_clustercls.runtime.tta_probabilities`).
     return_logits : bool, optional
-        Also return the logits (before the temperature).
+        Also return the logits (before the temperature; with ``tta``, the
+        logarithm of the averaged probabilities).
 
     Returns
     -------
@@ -169,14 +183,13 @@ def predict_probs(model, data, *, normalization="asinh-v1", batch_size=256,
     logits : ndarray (N, 4) float32
         Only with ``return_logits``.
     """
-    import torch
-
-    from .preprocessing import normalize
-    from .training import predict_logits
-
+    # with TTA the logits are the log of the averaged probabilities at the
+    # temperature (the package's convention, as ClusterClassifier(tta=True))
     logits = predict_logits(model, normalize(data, recipe=normalization),
-                            batch_size=batch_size, device=device, tta=tta)
-    probs = torch.softmax(torch.from_numpy(logits) / float(temperature), dim=1).numpy()
+                            batch_size=batch_size, device=device, tta=tta,
+                            temperature=temperature)
+    scale = 1.0 if tta else float(temperature)
+    probs = torch.softmax(torch.from_numpy(logits) / scale, dim=1).numpy()
     return (probs, logits) if return_logits else probs
 
 
@@ -191,16 +204,6 @@ def heldout_report(probs, test_set):
     `~astropy.table.QTable`, dict
         The table, and a JSON-able dict of the headline metrics.
     """
-    from astropy.table import QTable
-
-    from .metrics import (
-        HUMAN_CONSISTENCY,
-        PAPER_RESULTS,
-        overall_accuracy,
-        per_class_accuracy,
-        per_class_precision,
-    )
-
     pred = CLASSES[np.argmax(probs, axis=1)]
     rec_true = per_class_accuracy(test_set.true_labels, pred)
     rec_cons = per_class_accuracy(test_set.labels, pred)
@@ -262,12 +265,6 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
     result : `~astro_clustercls.training.TrainResult`
     report : `~astropy.table.QTable`
     """
-    import torch
-
-    from .models import build_network, register_bundled_weights
-    from .simulation import HELD_OUT_GALAXY, SIMULATOR_VERSION
-    from .training import LabelledCutouts, train
-
     arch = validate_choice("arch", arch, tuple(BUNDLED_RECIPES))
     recipe = recipe or BUNDLED_RECIPES[arch]
     threads = threads or recipe.threads
@@ -308,9 +305,6 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
     print(report, flush=True)
     val_probs, val_logits = predict_probs(result.model, val_ts.data,
                                           normalization=norm, return_logits=True)
-    from .metrics import expected_calibration_error, per_class_accuracy
-    from .training import fit_temperature
-
     val_pred = CLASSES[np.argmax(val_probs, axis=1)]
     metrics["val_recall"] = {int(c): float(r) for c, r in zip(
         CLASSES, per_class_accuracy(val_ts.labels, val_pred), strict=True)}
@@ -354,8 +348,8 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
                 + "Trained from scratch on simulated PHANGS-HST-like cutouts only. "
                 "Intended as a starting point to fine-tune on real labelled catalogs "
                 "(astro_clustercls.training.fine_tune); its accuracy on real HST "
-                "images is unmeasured. Reproduce with: python -m "
-                f"astro_clustercls.experiments bundled --arch {arch} "
+                "images is unmeasured. Reproduce with: astro-clustercls "
+                f"experiments bundled --arch {arch} "
                 f"--member {recipe.member} --seed {seed}"),
         }
         member = register_bundled_weights(result.model, arch, recipe.member, meta,
@@ -364,7 +358,7 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
     return result, report
 
 
-def run_grid(*, archs=("resnet18",), label_sets=_LABEL_SETS, sizes=(25, 51), seed=0,
+def run_grid(*, archs=("resnet18",), label_sets=LABEL_SETS, sizes=(25, 51), seed=0,
              n_train=12000, n_val=2000, n_test=4000, epochs=4, workdir="runs/grid",
              progress_bar=False, threads=None, base=None):
     """
@@ -384,10 +378,6 @@ def run_grid(*, archs=("resnet18",), label_sets=_LABEL_SETS, sizes=(25, 51), see
         ``accuracy_consensus`` against simulated consensus labels,
         ``train_seconds``.
     """
-    from dataclasses import replace
-
-    from astropy.table import QTable
-
     rows = []
     for arch in archs:
         for label_set in label_sets:
@@ -416,8 +406,6 @@ def run_grid(*, archs=("resnet18",), label_sets=_LABEL_SETS, sizes=(25, 51), see
 
 def grid_to_rst(table):
     """The grid as a reST grid table, the paper's and the human figures beside it."""
-    from .metrics import HUMAN_CONSISTENCY, PAPER_RESULTS
-
     header = ("network", "labels", "cutout", "class 1", "class 2", "class 3",
               "class 4", "overall")
     rows = [(str(r["arch"]), str(r["label_set"]), f"{int(r['cutout_size'])} px",
@@ -431,8 +419,6 @@ def grid_to_rst(table):
 
 
 def _scores(name, probs, true):
-    from .metrics import expected_calibration_error, per_class_accuracy
-
     pred = CLASSES[np.argmax(probs, axis=1)]
     rec = per_class_accuracy(true, pred)
     return [name, *(float(r) for r in rec), float(np.mean(pred == true)),
@@ -442,10 +428,6 @@ def _scores(name, probs, true):
 
 def _adapt(net, meta, data, labels, *, epochs, lr, seed, device):
     """Fine-tune a copy of ``net`` on simulated objects of the target field."""
-    import copy
-
-    from .training import LabelledCutouts, train
-
     recipe = meta.get("recipe", {})
     model = copy.deepcopy(net)
     for param in model.parameters():
@@ -502,13 +484,6 @@ def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
         ``accuracy``, ``balanced_accuracy`` and ``ece`` (expected calibration
         error, 10 bins), all against the true classes.
     """
-    import torch
-    from astropy.table import QTable
-
-    from .models import get_model
-    from .simulation import make_training_set
-    from .training import fit_temperature
-
     nets = [get_model(m, weights="DEFAULT") for m in models]
     metas = [net.clustercls_meta for net in nets]
     sizes = {int(m["cutout_size"]) for m in metas}
@@ -528,9 +503,6 @@ def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
     true = np.asarray(test.true_labels)
     drop = bands.index(validate_choice("drop_band", drop_band, bands))
 
-    from .preprocessing import normalize
-    from .training import predict_logits
-
     normalized = {}  # (set, recipe, missing band) -> normalised cutouts, made once
 
     def inputs(data, recipe, missing):
@@ -545,10 +517,12 @@ def compare_options(models=("resnet18", "vgg19_bn"), *, seed=None, n_val=4000,
     def run(net, meta, data, *, tta=False, temperature=1.0, missing=None):
         x = inputs(data, meta["normalization"], missing)
         # as the classifier runs: bf16 where native, channels_last
+        # with TTA, log of the probabilities averaged at the temperature (the
+        # classifier's convention, runtime.tta_probabilities)
         logits = predict_logits(net, x, batch_size=batch_size, device=device, tta=tta,
-                                amp="auto", channels_last=True)
-        return torch.softmax(torch.from_numpy(logits) / temperature, dim=1).numpy(), \
-            logits
+                                temperature=temperature, amp="auto", channels_last=True)
+        scale = 1.0 if tta else temperature
+        return torch.softmax(torch.from_numpy(logits) / scale, dim=1).numpy(), logits
 
     rows, calibrated, calibrated_tta, adapt = [], [], [], None
     for name, net, meta in zip(models, nets, metas, strict=True):
@@ -610,15 +584,6 @@ def band_dropout_experiment(dropouts=(0.0, 0.05, 0.3), *, arch="resnet18", size=
         ``balanced_accuracy`` with all bands and ``*_missing`` without
         ``drop_band``, against the true classes.
     """
-    from dataclasses import replace
-
-    import torch
-    from astropy.table import QTable
-
-    from .preprocessing import normalize
-    from .simulation import make_training_set
-    from .training import predict_logits
-
     base = BUNDLED_RECIPES[arch]
     bands = tuple(DEFAULT_BANDS)
     drop = bands.index(validate_choice("drop_band", drop_band, bands))
@@ -659,124 +624,3 @@ def options_to_rst(table):
              f"{100 * float(r['balanced_accuracy']):.1f} %",
              f"{float(r['ece']):.3f}") for r in table]
     return grid_table(header, rows) + "\n"
-
-
-def _add_common(parser, *, rst=True):
-    """The options every table-making command shares."""
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (1 for bit-reproducible bf16)")
-    parser.add_argument("--out", default=None, help="write the table as ECSV here")
-    if rst:
-        parser.add_argument("--rst", default=None, help="write the table as RST here")
-
-
-def _finish(table, args, to_rst=None):
-    """Print ``table`` and write it where ``--out`` / ``--rst`` say."""
-    print(table)
-    if args.out:
-        table.write(args.out, overwrite=True)
-    if to_rst is not None and args.rst:
-        Path(args.rst).write_text(to_rst(table))
-    return 0
-
-
-def main(argv=None):
-    """Command line: ``python -m astro_clustercls.experiments bundled ...``."""
-    parser = argparse.ArgumentParser(prog="python -m astro_clustercls.experiments",
-                                     description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("bundled", help="train a bundled network from its recipe")
-    p.add_argument("--arch", required=True, choices=sorted(BUNDLED_RECIPES))
-    p.add_argument("--member", default=None,
-                   help="which recipe of RECIPES (default: the bundled default's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workdir", default="runs/bundled")
-    p.add_argument("--no-resume", action="store_true")
-    p.add_argument("--register", action="store_true",
-                   help="write the weights into the package's bundled registry")
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--quick", action="store_true",
-                   help="a tiny run to check the pipeline (never registered)")
-    g = sub.add_parser("grid", help="the paper's experiment grid (nothing registered)")
-    g.add_argument("--archs", nargs="+", default=["resnet18"],
-                   choices=sorted(BUNDLED_RECIPES))
-    g.add_argument("--label-sets", nargs="+", default=list(_LABEL_SETS),
-                   choices=_LABEL_SETS)
-    g.add_argument("--sizes", nargs="+", type=int, default=[25, 51])
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--n-train", type=int, default=12000)
-    g.add_argument("--epochs", type=int, default=4)
-    g.add_argument("--workdir", default="runs/grid")
-    _add_common(g)
-    t = sub.add_parser("table", help="merge grid ECSV tables into one RST table")
-    t.add_argument("tables", nargs="+", help="ECSV files written by 'grid --out'")
-    t.add_argument("--rst", required=True, help="write the merged table here")
-    d = sub.add_parser("dropout", help="band dropout in training vs a missing band")
-    d.add_argument("--dropouts", nargs="+", type=float, default=[0.0, 0.05, 0.3])
-    d.add_argument("--size", type=int, default=25)
-    d.add_argument("--n-train", type=int, default=12000)
-    d.add_argument("--epochs", type=int, default=4)
-    d.add_argument("--workdir", default="runs/dropout")
-    _add_common(d, rst=False)
-    o = sub.add_parser("options", help="what TTA, an ensemble, temperature scaling "
-                       "and a missing band do on the held-out galaxy")
-    o.add_argument("--models", nargs="+", default=["resnet18", "vgg19_bn"],
-                   choices=sorted(BUNDLED_RECIPES))
-    o.add_argument("--n-test", type=int, default=8000)
-    o.add_argument("--n-val", type=int, default=4000)
-    o.add_argument("--adapt", type=int, default=0, metavar="N",
-                   help="also fine-tune each network on N objects simulated in the "
-                   "held-out field's conditions")
-    _add_common(o)
-    args = parser.parse_args(argv)
-    if args.command == "table":
-        from astropy.table import QTable, vstack
-
-        table = vstack([QTable.read(f, format="ascii.ecsv") for f in args.tables])
-        order = {"resnet18": 0, "vgg19_bn": 1}
-        labels = {name: i for i, name in enumerate(_LABEL_SETS)}
-        table = table[np.lexsort((np.asarray(table["cutout_size"]),
-                                  [labels[str(v)] for v in table["label_set"]],
-                                  [order.get(str(v), 9) for v in table["arch"]]))]
-        Path(args.rst).write_text(grid_to_rst(table))
-        print(table)
-        return 0
-    if args.command == "dropout":
-        return _finish(band_dropout_experiment(
-            args.dropouts, size=args.size, n_train=args.n_train, epochs=args.epochs,
-            workdir=args.workdir, threads=args.threads, progress_bar=True), args)
-    if args.command == "options":
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        return _finish(compare_options(args.models, n_val=args.n_val,
-                                       n_test=args.n_test, n_adapt=args.adapt),
-                       args, options_to_rst)
-    if args.command == "grid":
-        return _finish(run_grid(archs=args.archs, label_sets=args.label_sets,
-                                sizes=args.sizes, seed=args.seed,
-                                n_train=args.n_train, epochs=args.epochs,
-                                workdir=args.workdir, threads=args.threads,
-                                progress_bar=True), args, grid_to_rst)
-    if args.member is None:
-        recipe = BUNDLED_RECIPES[args.arch]
-    elif (args.arch, args.member) in RECIPES:
-        recipe = RECIPES[args.arch, args.member]
-    else:
-        parser.error(f"no recipe {args.member!r} for {args.arch}; known: "
-                     + ", ".join(m for a, m in RECIPES if a == args.arch))
-    if args.quick:
-        from dataclasses import replace
-
-        recipe = replace(recipe, n_train=512, n_val=256, n_test=256, epochs=1)
-        args.register = False
-    train_bundled(args.arch, seed=args.seed, workdir=args.workdir,
-                  resume=not args.no_resume, register=args.register,
-                  device=args.device, recipe=recipe, threads=args.threads)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

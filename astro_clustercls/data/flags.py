@@ -33,7 +33,7 @@ Every output row carries one integer bit mask (``CutoutStack.flags`` and the
 
 Examples
 --------
->>> from astro_clustercls.flags import FLAGS
+>>> from astro_clustercls.data.flags import FLAGS
 >>> FLAGS.decode(1 | 4)
 ('PARTIAL_OFF_IMAGE', 'NONFINITE')
 >>> int(FLAGS.OFF_IMAGE)
@@ -43,6 +43,7 @@ Examples
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.table import Table
 
 __all__ = ["ClusterFlag", "FlagRegistry", "FLAGS", "decode_flags"]
 
@@ -110,7 +111,7 @@ class FlagRegistry:
         Examples
         --------
         >>> import numpy as np
-        >>> from astro_clustercls.flags import FLAGS
+        >>> from astro_clustercls.data.flags import FLAGS
         >>> FLAGS.to_mask(np.array([0, 1, 2, 3]), ['OFF_IMAGE'])
         array([False, False,  True,  True])
         """
@@ -123,8 +124,6 @@ class FlagRegistry:
 
     def to_table(self):
         """The registry as an astropy Table (bit, name, description)."""
-        from astropy.table import Table
-
         return Table(rows=[(f.bit, f.name, f.description) for f in self._flags],
                      names=("bit", "name", "description"))
 

@@ -11,7 +11,14 @@ import textwrap
 
 import numpy as np
 
-from ._constants import CLASS_NAMES, CLASSES
+from .._constants import CLASS_NAMES, CLASSES, DEFAULT_BANDS
+from ..data.cutouts import make_cutouts
+from ..evaluation.metrics import (
+    PAPER_RESULTS,
+    expected_calibration_error,
+    reliability_curve,
+)
+from ..utils._optional_deps import HAS_MATPLOTLIB
 
 __all__ = ["plot_confusion_matrix", "plot_cutout_gallery", "plot_reliability_diagram",
            "make_rgb"]
@@ -23,8 +30,6 @@ RGB_BANDS = (("F814W", "F555W", "F438W"), ("F814W", "F555W", "F435W"),
 
 
 def _pyplot():
-    from .utils._optional_deps import HAS_MATPLOTLIB
-
     if not HAS_MATPLOTLIB:
         raise ImportError("matplotlib is required for plotting: pip install "
                           "'astro-clustercls[plot]'")
@@ -50,7 +55,7 @@ def plot_confusion_matrix(cm, *, ax=None, normalize=True, classes=CLASSES,
     Parameters
     ----------
     cm : array-like, shape (K, K)
-        Counts, e.g. from `~astro_clustercls.metrics.confusion_matrix`.
+        Counts, e.g. from `~astro_clustercls.evaluation.metrics.confusion_matrix`.
     ax : `~matplotlib.axes.Axes`, optional
         Axes to draw on (default: a new figure).
     normalize : bool, optional
@@ -99,8 +104,6 @@ def plot_confusion_matrix(cm, *, ax=None, normalize=True, classes=CLASSES,
             else:
                 text = n
             if paper and i == j:
-                from .metrics import PAPER_RESULTS
-
                 rng = PAPER_RESULTS.get(int(classes[i]))
                 if rng is not None:
                     lo, hi = (round(100 * v) for v in rng)
@@ -128,7 +131,7 @@ def make_rgb(cutout, *, stretch=0.1, percentile=99.5):
     Examples
     --------
     >>> import numpy as np
-    >>> from astro_clustercls.visualization import make_rgb
+    >>> from astro_clustercls.io.visualization import make_rgb
     >>> rgb = make_rgb(np.ones((3, 5, 5)) + np.eye(5))
     >>> rgb.shape, float(rgb.min()) >= 0, float(rgb.max()) <= 1
     ((5, 5, 3), True, True)
@@ -177,7 +180,7 @@ def plot_cutout_gallery(cutouts, labels, *, n_per_class=6, bands=None,
     ----------
     cutouts : ndarray (N, B, S, S), `~astro_clustercls.CutoutStack` or Table
         The cutouts (raw pixel values); or a source table (e.g. the output of
-        `~astro_clustercls.classify.ClusterClassifier`), in which case
+        `~astro_clustercls.inference.classifier.ClusterClassifier`), in which case
         ``labels`` is the `~astro_clustercls.BandImages` and the cutouts of
         side ``size`` are made here, labelled by ``label_col`` (titles: the
         ``class_prob_max`` column when present).
@@ -216,12 +219,8 @@ def plot_cutout_gallery(cutouts, labels, *, n_per_class=6, bands=None,
     `~matplotlib.figure.Figure`
         ``len(classes) * n_per_class`` image axes, row by row.
     """
-    from ._constants import DEFAULT_BANDS
-
     plt = _pyplot()
     if hasattr(cutouts, "colnames"):
-        from .cutouts import make_cutouts
-
         table, images = cutouts, labels
         if size is None:
             raise ValueError("'size' is needed to cut a source table")
@@ -327,8 +326,6 @@ def plot_reliability_diagram(probs, labels, *, n_bins=10, classes=CLASSES, ax=No
     -------
     `~matplotlib.figure.Figure`
     """
-    from .metrics import expected_calibration_error, reliability_curve
-
     fig, ax = _figure_axes(ax, (4.2, 4.2))
     curve = reliability_curve(probs, labels, n_bins=n_bins, classes=classes)
     ece = expected_calibration_error(probs, labels, n_bins=n_bins, classes=classes)

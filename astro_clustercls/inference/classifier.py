@@ -13,7 +13,7 @@ recipe and returns the input table with four new columns:
 ``class_prob``      (N, 4) float32 class probabilities (NaN where not
                     classified); each row sums to 1
 ``class_prob_max``  the highest probability (NaN where not classified)
-``classify_flags``  int bit mask, see `~astro_clustercls.flags.FLAGS`
+``classify_flags``  int bit mask, see `~astro_clustercls.data.flags.FLAGS`
 ==================  ==========================================================
 
 Every input row is kept, in input order. ``meta['astro_clustercls']`` records
@@ -31,415 +31,48 @@ the next chunk; pages of memory-mapped images are handed back to the operating
 system after each chunk, so memory stays flat in the image size.
 """
 
-import functools
 import json
-import mmap
 import numbers
-import queue
-import re
-import sys
-import threading
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from astropy.coordinates import SkyCoord
-from astropy.table import Column, MaskedColumn, QTable, Table
-
-from ._constants import CLASS_NAMES, CLASSES, N_CLASSES
-from .cutouts import make_cutouts
-from .flags import FLAGS
-from .images import bands_of, normalize_band_name
-from .positions import resolve_positions
-from .utils._meta import get_meta
-from .utils._parameters import validate_choice, validate_positive_int
-from .utils._progress_bars import add_progress_bar
-from .utils.exceptions import BandWarning, ClusterClsWarning
-
-__all__ = ["ClusterClassifier", "classify_sources", "clear_model_cache",
-           "OUTPUT_COLUMNS", "MAX_BATCH_SIZE", "PRECISIONS"]
-
-#: the columns added to the input table, in order
-OUTPUT_COLUMNS = ("cluster_class", "class_prob", "class_prob_max", "classify_flags")
-
-#: largest accepted ``batch_size``
-MAX_BATCH_SIZE = 65536
-
-# bytes of float32 cutouts held at once per chunk of objects (plus the
-# normalised copy): memory stays proportional to this, not to the number of
-# sources
-_CHUNK_BYTES = 64 * 2**20
-_CHUNK_MAX = 4096
-
-_DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:0", "mps")
-
-#: accepted values of ``precision``
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_PRECISION_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16",
-                      "half": "fp16"}
-
-# memory-mapped images whose mapped bytes exceed this have their pages handed
-# back to the operating system after each chunk (smaller ones stay cached)
-_RELEASE_MIN_BYTES = 256 * 2**20
-# ... and a chunk then spans at most this many bytes of image rows (all bands),
-# which bounds the pages mapped at once: the kernel maps pages around each
-# one read, so a chunk's cutouts map about the whole band of rows they cross
-_SPAN_BYTES = 192 * 2**20
-# Linux madvise(2) advice: drop clean pages (read-only mappings), or reclaim
-# them without ever losing data (writable and copy-on-write mappings, whose
-# modified pages stay in memory); MADV_PAGEOUT exists since Linux 5.4
-_MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", 4)
-_MADV_PAGEOUT = getattr(mmap, "MADV_PAGEOUT", 21)
-
-# cutout chunks prepared ahead of the forward pass by the background thread
-_PREFETCH = 1
-
-
-# ---------------------------------------------------------------------------
-# devices and the model cache
-# ---------------------------------------------------------------------------
-def _resolve_device(device):
-    """Return a validated torch device string ('cpu', 'cuda:0', 'mps', ...)."""
-    import torch
-
-    from . import conf
-
-    if device is None:
-        device = conf.device
-    if isinstance(device, torch.device):
-        device = str(device)
-    if not isinstance(device, str):
-        raise TypeError(f"'device' must be a string such as 'cpu' or 'cuda', or a "
-                        f"torch.device, got {type(device).__name__}")
-    name = device.strip().lower()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    match = re.fullmatch(r"cuda(?::(\d+))?", name)
-    if match:
-        if not torch.cuda.is_available():
-            raise ValueError(f"'device' is {device!r} but CUDA is not available on "
-                             "this machine; use device='cpu' or 'auto'")
-        index = int(match.group(1) or 0)
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"'device' is {device!r} but only "
-                             f"{torch.cuda.device_count()} CUDA device(s) exist")
-        return name
-    if name == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError("'device' is 'mps' but MPS is not available on this "
-                             "machine; use device='cpu' or 'auto'")
-        return "mps"
-    # unknown: raise listing the valid ones, with close-match suggestions
-    validate_choice("device", device, _DEVICE_CHOICES)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-@functools.lru_cache(maxsize=1)
-def _cpu_has_native_bf16():
-    """True if this CPU computes bfloat16 in hardware and oneDNN can use it.
-
-    oneDNN accepts bfloat16 on any AVX512 CPU, but without the AVX512-BF16 or
-    AMX-BF16 instructions (x86) or BF16 (Arm) it emulates it more slowly
-    than float32, so those flags are required too (read from
-    ``/proc/cpuinfo``; other systems answer False).
-    """
-    import torch
-
-    try:
-        if not bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-            return False
-    except (AttributeError, RuntimeError):  # pragma: no cover - old/odd builds
-        return False
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            words = set(f.read().split())
-    except OSError:  # pragma: no cover - not Linux
-        return False
-    return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def _resolve_precision(precision, device):
-    """The numeric precision to run in: 'fp32', 'bf16' or 'fp16'."""
-    import torch
-
-    if not isinstance(precision, str):
-        raise TypeError(f"'precision' must be one of {PRECISIONS}, got "
-                        f"{precision!r}")
-    name = precision.strip().lower()
-    name = _PRECISION_ALIASES.get(name, name)
-    name = validate_choice("precision", name, PRECISIONS)
-    kind = device.split(":")[0]
-    if name == "auto":
-        if kind == "cpu":
-            return "bf16" if _cpu_has_native_bf16() else "fp32"
-        if kind == "cuda":
-            index = torch.device(device).index or 0
-            try:
-                bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
-            except TypeError:  # pragma: no cover - older torch
-                bf16 = torch.cuda.is_bf16_supported()
-            if bf16:
-                return "bf16"
-            if torch.cuda.get_device_capability(index) >= (7, 0):
-                return "fp16"  # tensor cores (Volta, Turing)
-        return "fp32"
-    return name
-
-
-def _autocast_dtype(precision):
-    import torch
-
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-
-
-def _file_key(weights_path):
-    """Cache key of a weights file: resolved path, size and modification time."""
-    if weights_path is None:
-        return None
-    path = Path(weights_path).expanduser()
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        raise OSError(f"'weights_path' file not found: {weights_path}") from None
-    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-def _bundled_sha256(model, weights):
-    """SHA-256 of the bundled weights ``weights`` resolves to now (None if none)."""
-    from .models import get_model_weights
-
-    try:
-        return get_model_weights(model).verify(weights or "DEFAULT").sha256
-    except (ValueError, TypeError):  # get_model raises the user-facing error
-        return None
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_network(model, weights, file_key, meta_json, device, channels_last=False,
-                    bundled_sha256=None):
-    # ``bundled_sha256`` only keys the cache: a registry that changes in the
-    # process (a newly registered network becoming DEFAULT) is not served stale
-    import torch
-
-    from .models import get_model
-    from .models._fusion import densify_small_convs, fold_batchnorm
-
-    if file_key is None:
-        net = get_model(model, weights="DEFAULT" if weights is None else weights,
-                        device=device)
-    else:
-        meta = None if meta_json is None else json.loads(meta_json)
-        net = get_model(model, weights_path=file_key[0], meta=meta, device=device)
-    net.eval()
-    for param in net.parameters():
-        param.requires_grad_(False)
-    # inference rewrites, the same function to float rounding: BatchNorm folded
-    # into the convolutions (~5 % faster), and convolutions on inputs no larger
-    # than their kernel as one GEMM (ResNet18's last stage at 51 px: ~25 %)
-    fold_batchnorm(net)
-    size = int(net.clustercls_meta["cutout_size"])
-    densify_small_convs(net, (int(net.clustercls_meta["n_bands"]), size, size))
-    if channels_last:
-        net.to(memory_format=torch.channels_last)
-    return net
-
-
-def _check_sha256(path, expected):
-    """Raise an OSError if the SHA-256 of ``path`` does not start with ``expected``."""
-    from .models import file_sha256
-
-    if not isinstance(expected, str):
-        raise TypeError(f"'weights_sha256' must be a hex string, got {expected!r}")
-    expected = expected.strip().lower()
-    if len(expected) < 8 or any(c not in "0123456789abcdef" for c in expected):
-        raise ValueError("'weights_sha256' must be a SHA-256 hex digest (or a prefix "
-                         f"of at least 8 characters), got {expected!r}")
-    got = file_sha256(path)
-    if not got.startswith(expected):
-        raise OSError(f"SHA-256 mismatch for 'weights_path' {path}: expected "
-                      f"{expected}, got {got}; the file is corrupt, modified or not "
-                      "the one meant")
-
-
-def clear_model_cache():
-    """
-    Forget the networks loaded by `ClusterClassifier` in this process.
-
-    Networks are cached per process, keyed by model name, weights, weights file
-    (path, size, modification time) and device, so building many classifiers
-    loads each network once.
-    """
-    _cached_network.cache_clear()
-
-
-def _model_names():
-    try:
-        from .models import list_models
-    except ImportError:  # pragma: no cover - models subpackage missing
-        return ("resnet18", "vgg19_bn")
-    return tuple(list_models())
-
-
-def _weights_key(weights):
-    """A hashable, registry-independent key for ``weights`` ('Enum.MEMBER' or name)."""
-    if weights is None or isinstance(weights, str):
-        return weights
-    from .models import WeightsEnum
-
-    if isinstance(weights, WeightsEnum):
-        return repr(weights)
-    raise TypeError("'weights' must be None, a member name such as 'DEFAULT' or "
-                    f"'SIM_V1', or a weights enum member, got {type(weights).__name__}")
-
-
-# ---------------------------------------------------------------------------
-# input tables
-# ---------------------------------------------------------------------------
-def _output_table(sources, resolved):
-    """A new QTable holding the input rows and columns (or positions)."""
-    if isinstance(sources, Table):
-        table = QTable(sources, copy=True)
-        clash = [c for c in OUTPUT_COLUMNS if c in table.colnames]
-        if clash:
-            warnings.warn(f"the sources table already has column(s) {clash}; they "
-                          "are replaced by the new classification", ClusterClsWarning)
-            table.remove_columns(clash)
-        return table
-    if isinstance(sources, SkyCoord):
-        coords = sources if not sources.isscalar else sources.reshape((1,))
-        return QTable({"sky_centroid": coords})
-    return QTable({"x_centroid": resolved.xy[:, 0], "y_centroid": resolved.xy[:, 1]})
-
-
-def _chunk_size(n_bands, size, batch_size):
-    per_object = 2 * 4 * n_bands * size * size  # raw + normalised float32
-    chunk = int(np.clip(_CHUNK_BYTES // per_object, 64, _CHUNK_MAX))
-    return max(chunk, min(batch_size, MAX_BATCH_SIZE))
-
-
-def _chunk_bounds(ys, chunk, span=None):
-    """
-    Start and stop indices of chunks of the sorted ``ys`` (NaN last).
-
-    A chunk holds at most ``chunk`` sources and, if ``span`` is given, only
-    sources whose ``y`` lies within ``span`` of its first one. The loop runs
-    once per chunk, not per source.
-    """
-    n = len(ys)
-    if span is None:
-        starts = np.arange(0, n, chunk)
-        return list(zip(starts, np.minimum(starts + chunk, n), strict=True))
-    finite = int(np.count_nonzero(np.isfinite(ys)))
-    bounds, i = [], 0
-    while i < n:
-        j = min(i + chunk, n)
-        if i < finite:
-            j = min(j, int(np.searchsorted(ys[:finite], ys[i] + span, "left")),
-                    finite)
-            j = max(j, i + 1)
-        bounds.append((i, j))
-        i = j
-    return bounds
-
-
-def _mapped_buffers(arrays):
-    """The distinct `mmap.mmap` objects behind ``arrays`` (memory-mapped FITS)."""
-    found = {}
-    for array in arrays:
-        base = array
-        for _ in range(64):  # the chain of views down to the buffer
-            if isinstance(base, mmap.mmap):
-                found[id(base)] = base
-                break
-            base = getattr(base, "base", None)
-            if base is None:
-                break
-    return list(found.values())
-
-
-def _release_pages(buffers):
-    """
-    Hand the resident pages of memory-mapped images back to the system.
-
-    The pages a chunk of cutouts read stay mapped (and counted in the resident
-    set) until released; sources are processed in order of ``y``, so a chunk's
-    pages are not needed again. Read-only maps drop their pages (the file
-    stays in the page cache); writable and copy-on-write maps (astropy's
-    default) are paged out with ``MADV_PAGEOUT``, which never loses modified
-    pages. A no-op off Linux or where ``madvise`` refuses.
-    """
-    if not sys.platform.startswith("linux"):  # pragma: no cover
-        return
-    for buf in buffers:
-        try:
-            readonly = memoryview(buf).readonly
-            buf.madvise(_MADV_DONTNEED if readonly else _MADV_PAGEOUT)
-        except (OSError, ValueError, AttributeError, BufferError):  # closed, old kernel
-            pass
-
-
-class _Prefetcher:
-    """
-    Iterate ``generator`` in a background thread, ``depth`` items ahead.
-
-    numpy and torch release the GIL in their heavy loops, so the next chunk is
-    cut and normalised while the network runs on this one. Exceptions
-    (including KeyboardInterrupt) raised by the generator are re-raised in the
-    consumer; closing stops the thread.
-    """
-
-    _DONE = object()
-
-    def __init__(self, generator, depth=_PREFETCH):
-        self._gen = generator
-        self._queue = queue.Queue(maxsize=max(int(depth), 1))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="astro_clustercls-prefetch")
-        self._thread.start()
-
-    def _put(self, item):
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self):
-        try:
-            for item in self._gen:
-                if not self._put((True, item)):
-                    return
-            self._put((True, self._DONE))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            self._put((False, exc))
-        finally:
-            self._gen.close()
-
-    def __iter__(self):
-        while True:
-            ok, item = self._queue.get()
-            if not ok:
-                raise item
-            if item is self._DONE:
-                return
-            yield item
-
-    def close(self):
-        self._stop.set()
-        while self._thread.is_alive():
-            try:  # unblock a producer waiting on a full queue
-                self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        self._thread.join()
-
+import torch
+from astropy.table import Column, MaskedColumn
+
+from .._config import conf
+from .._constants import CLASS_NAMES, CLASSES, N_CLASSES
+from ..data.flags import FLAGS
+from ..data.images import bands_of, normalize_band_name
+from ..data.positions import resolve_positions
+from ..preprocessing import normalize
+from ..runtime import (
+    PRECISIONS,
+    autocast,
+    resolve_device,
+    resolve_precision,
+    tta_probabilities,
+)
+from ..utils._meta import get_meta
+from ..utils._parameters import validate_choice, validate_positive_int
+from ..utils._progress_bars import add_progress_bar
+from ..utils.exceptions import BandWarning, ClusterClsWarning
+from . import _streaming
+from ._cache import (
+    bundled_sha256,
+    cached_network,
+    check_sha256,
+    clear_model_cache,
+    file_key,
+    model_names,
+    weights_key,
+)
+from ._streaming import MAX_BATCH_SIZE
+from ._tables import OUTPUT_COLUMNS, output_table
+
+__all__ = ["ClusterClassifier", "clear_model_cache", "OUTPUT_COLUMNS", "MAX_BATCH_SIZE",
+           "PRECISIONS"]
 
 # ---------------------------------------------------------------------------
 # the classifier
@@ -558,7 +191,7 @@ class ClusterClassifier:
     >>> import pathlib, tempfile
     >>> import numpy as np
     >>> from astro_clustercls import BandImages
-    >>> from astro_clustercls.classify import ClusterClassifier
+    >>> from astro_clustercls.inference.classifier import ClusterClassifier
     >>> from astro_clustercls.models import build_network, save_weights
     >>> bands = ('F275W', 'F336W', 'F438W', 'F555W', 'F814W')
     >>> meta = {'architecture': 'resnet18', 'bands': list(bands), 'cutout_size': 15,
@@ -584,12 +217,10 @@ class ClusterClassifier:
                  progress_bar=None,
                  cutout_size=None, bands=None, missing_bands="error", tta=False,
                  confidence_threshold=None, precision="auto", channels_last=True):
-        from . import conf
-
         if not isinstance(model, str):
             raise TypeError(f"'model' must be a model name (str), got "
                             f"{type(model).__name__}")
-        self.model = validate_choice("model", model.strip().lower(), _model_names())
+        self.model = validate_choice("model", model.strip().lower(), model_names())
         if weights_path is not None and not isinstance(weights_path, (str, Path)):
             raise TypeError("'weights_path' must be a path (str or pathlib.Path), got "
                             f"{type(weights_path).__name__}")
@@ -599,11 +230,11 @@ class ClusterClassifier:
         if weights_sha256 is not None and weights_path is None:
             raise ValueError("'weights_sha256' checks a 'weights_path' file; bundled "
                              "weights are always checked against their manifest")
-        self.weights = _weights_key(weights)
+        self.weights = weights_key(weights)
         self.weights_path = None if weights_path is None else str(weights_path)
-        file_key = _file_key(self.weights_path)
+        file_id = file_key(self.weights_path)
         if weights_sha256 is not None:
-            _check_sha256(self.weights_path, weights_sha256)
+            check_sha256(self.weights_path, weights_sha256)
         if weights_meta is not None:
             if weights_path is None:
                 raise ValueError("'weights_meta' describes a 'weights_path' file; give "
@@ -618,8 +249,8 @@ class ClusterClassifier:
                     from None
         else:
             self._meta_json = None
-        self.device = _resolve_device(device)
-        self.precision = _resolve_precision(precision, self.device)
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.precision_requested = (precision.strip().lower()
                                     if isinstance(precision, str) else precision)
         if not isinstance(channels_last, (bool, np.bool_)):
@@ -648,7 +279,7 @@ class ClusterClassifier:
         self.confidence_threshold = confidence_threshold
 
         # the network: loaded once per process (cached), errors surface here
-        net = self._network(file_key)
+        net = self._network(file_id)
         self.meta = dict(net.clustercls_meta)
         self.bands = tuple(normalize_band_name(b) for b in self.meta["bands"])
         trained_size = int(self.meta["cutout_size"])
@@ -664,12 +295,11 @@ class ClusterClassifier:
         self._band_map = self._parse_band_map(bands)
 
     # -- set-up helpers ----------------------------------------------------
-    def _network(self, file_key=None):
-        if file_key is None:
-            file_key = _file_key(self.weights_path)
-        sha = None if file_key is not None else _bundled_sha256(self.model,
-                                                               self.weights)
-        return _cached_network(self.model, self.weights, file_key, self._meta_json,
+    def _network(self, file_id=None):
+        if file_id is None:
+            file_id = file_key(self.weights_path)
+        sha = None if file_id is not None else bundled_sha256(self.model, self.weights)
+        return cached_network(self.model, self.weights, file_id, self._meta_json,
                                self.device, self.channels_last, sha)
 
     def _parse_band_map(self, bands):
@@ -741,24 +371,18 @@ class ClusterClassifier:
         return used
 
     def _logits(self, net, x, precision):
-        import torch
-
-        dtype = _autocast_dtype(precision)
-        with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16,
-                            enabled=dtype is not None):
+        with autocast(x.device.type, precision):
             return net(x).float()
 
-    def _probs(self, net, x):
-        """Class probabilities (float32 tensor, x's device) of one input batch."""
-        import torch
-
+    def _safe_logits(self, net, x):
+        """Logits (float32) of one input batch in the classifier's precision."""
         logits = self._logits(net, x, self.precision)
         if self.precision != "fp32":
             # overflow in reduced precision (rare, fp16): redo those rows in fp32
             bad = ~torch.isfinite(logits).all(dim=1)
             if bool(bad.any()):
                 logits[bad] = self._logits(net, x[bad], "fp32")
-        return torch.softmax(logits / self.temperature, dim=1)
+        return logits
 
     def _forward(self, net, batch, pad_to=None):
         """
@@ -768,23 +392,18 @@ class ClusterClassifier:
         in any memory layout. ``pad_to`` pads the batch with zero rows to that
         many, so every forward pass has one shape (used on CUDA).
         """
-        import torch
-
         x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch)
         n = x.shape[0]
         x = x.to(self.device, non_blocking=True)
         if pad_to is not None and n < pad_to:
             x = torch.cat([x, x.new_zeros((pad_to - n, *x.shape[1:]))])
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        if not self.tta:
-            return self._probs(net, x.contiguous(memory_format=fmt))[:n]
-        from .preprocessing import dihedral
 
-        probs = 0
-        for k in range(8):
-            probs = probs + self._probs(net, dihedral(x, k).contiguous(
-                memory_format=fmt))
-        return (probs / 8.0)[:n]
+        def logits_of(view):
+            return self._safe_logits(net, view.contiguous(memory_format=fmt))
+
+        return tta_probabilities(logits_of, x, temperature=self.temperature,
+                                 tta=self.tta)[:n]
 
     def _forward_chunk(self, net, data, state, bar):
         """
@@ -794,8 +413,6 @@ class ClusterClassifier:
         (down to 1); ``state['batch_size']`` keeps the size reached for the
         following chunks.
         """
-        import torch
-
         oom_errors = tuple({getattr(torch, "OutOfMemoryError", MemoryError),
                             torch.cuda.OutOfMemoryError})
         cuda = self.device.startswith("cuda")
@@ -829,50 +446,30 @@ class ClusterClassifier:
             out[p0:p1] = probs.cpu().numpy()
         return out
 
-    def _chunks(self, sub, xy, order, bounds, nb, present_idx, missing_idx, buffers):
+    def _prepare(self, raw, present_idx, missing_idx):
         """
-        Yield the prepared chunks of sources, in ``order``.
+        The network's input for raw cutouts (N, B', S, S) of the present bands.
 
-        Each item is ``(idx, flags, rows, data)``: the source indices, their
-        cutout flags, the positions in ``idx`` of the classifiable rows and
-        their normalised cutouts (a CPU tensor in the network's layout, pinned
-        for CUDA).
+        Normalised with the weights' recipe (zeros for missing bands), as a CPU
+        tensor in the network's memory layout, pinned for CUDA; runs in the
+        prefetch thread, off the network's.
         """
-        import torch
-
-        from .preprocessing import normalize
-
         size = self.cutout_size
-        pin = self.device.startswith("cuda")
-        for start, stop in bounds:
-            idx = order[start:stop]
-            stack = make_cutouts(sub, xy[idx], size)
-            if buffers:
-                _release_pages(buffers)
-            valid = np.isfinite(stack.data).reshape(len(stack), -1).any(axis=1)
-            rows = np.flatnonzero(stack.usable & valid)
-            flags = stack.flags
-            if rows.size == 0:
-                yield idx, flags, rows, None
-                continue
-            raw = stack.data if rows.size == len(stack) else stack.data[rows]
-            del stack
-            if missing_idx:
-                data = np.zeros((rows.size, nb, size, size), np.float32)
-                data[:, present_idx] = normalize(raw, self.normalization)
-            else:
-                data = normalize(raw, self.normalization)
-            del raw
-            if self.channels_last:
-                # NHWC in memory, done here off the network's thread: the
-                # tensor is an NCHW view in channels_last layout
-                data = np.ascontiguousarray(data.transpose(0, 2, 3, 1))
-                tensor = torch.from_numpy(data).permute(0, 3, 1, 2)
-            else:
-                tensor = torch.from_numpy(data)
-            if pin:
-                tensor = tensor.pin_memory()
-            yield idx, flags, rows, tensor
+        if missing_idx:
+            data = np.zeros((len(raw), len(self.bands), size, size), np.float32)
+            data[:, present_idx] = normalize(raw, self.normalization)
+        else:
+            data = normalize(raw, self.normalization)
+        del raw
+        if self.channels_last:
+            # NHWC in memory: the tensor is an NCHW view in channels_last layout
+            data = np.ascontiguousarray(data.transpose(0, 2, 3, 1))
+            tensor = torch.from_numpy(data).permute(0, 3, 1, 2)
+        else:
+            tensor = torch.from_numpy(data)
+        if self.device.startswith("cuda"):
+            tensor = tensor.pin_memory()
+        return tensor
 
     def classify(self, sources, images, *, xcol=None, ycol=None, skycol=None,
                  origin=0):
@@ -887,7 +484,7 @@ class ClusterClassifier:
             the photutils pixel columns (``x_centroid``/``y_centroid``,
             ``xcentroid``/``ycentroid``, ``x_peak``/``y_peak``), else from
             ``sky_centroid`` through the images' WCS (see
-            `~astro_clustercls.positions.resolve_positions`). An array holds
+            `~astro_clustercls.data.positions.resolve_positions`). An array holds
             ``(x, y)`` pixel positions (the output gets ``x_centroid`` and
             ``y_centroid`` columns, 0-based); a SkyCoord gives a
             ``sky_centroid`` column.
@@ -914,10 +511,6 @@ class ClusterClassifier:
         TypeError, ValueError
             For invalid sources, positions, images or missing bands.
         """
-        import torch
-
-        from . import conf
-
         images = bands_of(images)
         used = self._match_bands(images)
         present = [net for net, img in used.items() if img is not None]
@@ -927,7 +520,7 @@ class ClusterClassifier:
 
         resolved = resolve_positions(sources, wcs=images.wcs, xcol=xcol, ycol=ycol,
                                      skycol=skycol, origin=origin, name="sources")
-        table = _output_table(sources, resolved)
+        table = output_table(sources, resolved)
         n = len(resolved.xy)
         if len(table) != n:  # pragma: no cover - guarded by resolve_positions
             raise ValueError(f"'sources' has {len(table)} rows but {n} positions")
@@ -941,27 +534,14 @@ class ClusterClassifier:
             if conf.num_threads and conf.num_threads > 0:
                 torch.set_num_threads(int(conf.num_threads))
             net = self._network()
-            nb = len(self.bands)
-            chunk = _chunk_size(nb, self.cutout_size, self.batch_size)
-            # sources in order of y (bad positions last): a chunk reads a band
-            # of image rows, so memory-mapped pages are read once
-            order = np.argsort(resolved.xy[:, 1], kind="stable")
-            arrays = [sub[b].data for b in sub.bands]
-            arrays += [src[1] for src in (sub.bad_pixel_source(b) for b in sub.bands)
-                       if src is not None]
-            buffers = _mapped_buffers(arrays)
-            span = None
-            if sum(len(buf) for buf in buffers if not buf.closed) < _RELEASE_MIN_BYTES:
-                buffers = []
-            else:
-                row_bytes = sum(a.shape[-1] * a.itemsize for a in arrays)
-                span = max(_SPAN_BYTES // max(row_bytes, 1), self.cutout_size)
-            bounds = _chunk_bounds(resolved.xy[order, 1], chunk, span)
+            order, bounds, buffers = _streaming.plan_chunks(
+                sub, resolved.xy, len(self.bands), self.cutout_size, self.batch_size)
             # progress in objects, updated per batch (None: no bar)
             bar = add_progress_bar(None, desc=f"classify ({self.model})", total=n,
                                    progress_bar=self.progress_bar)
-            chunks = _Prefetcher(self._chunks(sub, resolved.xy, order, bounds, nb,
-                                              present_idx, missing_idx, buffers))
+            chunks = _streaming.Prefetcher(_streaming.cutout_chunks(
+                sub, resolved.xy, self.cutout_size, order, bounds, buffers,
+                lambda raw: self._prepare(raw, present_idx, missing_idx)))
             try:
                 with torch.inference_mode():
                     for idx, chunk_flags, rows, data in chunks:
@@ -1018,7 +598,7 @@ class ClusterClassifier:
             prob_max, description="highest class probability (NaN: not classified)")
         table["classify_flags"] = Column(
             flags.astype(np.int32),
-            description="quality bit mask, see astro_clustercls.flags.FLAGS")
+            description="quality bit mask, see astro_clustercls.data.flags.FLAGS")
 
         bands_used = {net: img for net, img in used.items()}
         table.meta["astro_clustercls"] = get_meta(
@@ -1046,41 +626,3 @@ class ClusterClassifier:
             n_classified=int(np.count_nonzero(done)),
         )
         return table
-
-
-def classify_sources(sources, images, *, model="resnet18", xcol=None, ycol=None,
-                     skycol=None, origin=0, **kwargs):
-    """
-    Classify in one call: ``ClusterClassifier(model, **kwargs)(sources, images)``.
-
-    Parameters
-    ----------
-    sources, images, xcol, ycol, skycol, origin
-        See `ClusterClassifier.classify`.
-    model : str, or list or tuple, optional
-        Network name (default ``'resnet18'``). A list or tuple of two or more
-        members (names, ``(name, weights)`` pairs or classifiers) classifies
-        with an ensemble instead:
-        ``astro_clustercls.ensemble.ClusterEnsemble(model, **kwargs)``, whose
-        table also has ``class_agreement``, ``class_n_members`` and
-        ``member_class``.
-    **kwargs
-        Options of `ClusterClassifier` (``weights``, ``weights_path``,
-        ``device``, ``batch_size``, ``tta``, ...), or of
-        `~astro_clustercls.ensemble.ClusterEnsemble` for an ensemble (its
-        weights are given per member).
-
-    Returns
-    -------
-    `~astropy.table.QTable`
-        See `ClusterClassifier.classify` (or
-        `~astro_clustercls.ensemble.ClusterEnsemble.classify`).
-    """
-    if isinstance(model, (list, tuple)):
-        from .ensemble import ClusterEnsemble
-
-        clf = ClusterEnsemble(model, **kwargs)
-    else:
-        clf = ClusterClassifier(model, **kwargs)
-    return clf.classify(sources, images, xcol=xcol, ycol=ycol, skycol=skycol,
-                        origin=origin)

@@ -5,7 +5,7 @@ Ensembles of networks: `ClusterEnsemble` and `combine_votes`.
 Like the PHANGS-HST cluster catalogs (Wei et al. 2020; Thilker et al. 2022),
 an ensemble classifies every source with several networks and keeps the
 *mode* of their classes plus the fraction of networks that agree with it. Each
-member is a `~astro_clustercls.classify.ClusterClassifier`, run on its own
+member is a `~astro_clustercls.inference.classifier.ClusterClassifier`, run on its own
 cutouts (members may use different cutout sizes, bands orders, test-time
 augmentation); their tables are then combined row by row.
 
@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Column, MaskedColumn, Table
 
-from ._constants import CLASS_NAMES, CLASSES
-from .classify import OUTPUT_COLUMNS, ClusterClassifier
-from .flags import FLAGS
-from .images import bands_of
-from .utils._meta import get_meta
-from .utils.exceptions import ClusterClsWarning
+from .._constants import CLASS_NAMES, CLASSES
+from ..data.flags import FLAGS
+from ..data.images import bands_of
+from ..utils._meta import get_meta
+from ..utils.exceptions import ClusterClsWarning
+from .classifier import OUTPUT_COLUMNS, ClusterClassifier
 
 __all__ = ["ClusterEnsemble", "combine_votes", "ENSEMBLE_COLUMNS", "Votes"]
 
@@ -131,7 +131,7 @@ def combine_votes(labels, probs, classes=CLASSES):
     not classify the second row) broken by the mean probability:
 
     >>> import numpy as np
-    >>> from astro_clustercls.ensemble import combine_votes
+    >>> from astro_clustercls.inference.ensemble import combine_votes
     >>> labels = np.ma.MaskedArray([[1, 1, 2], [3, 4, 1]],
     ...                            mask=[[0, 0, 0], [0, 0, 1]])
     >>> probs = np.array([[[.7, .1, .1, .1], [.4, .3, .2, .1], [.1, .8, .1, 0.]],
@@ -248,7 +248,7 @@ class ClusterEnsemble:
     """
     Classify star-cluster candidates with several networks and take the mode.
 
-    Each member, a `~astro_clustercls.classify.ClusterClassifier`, classifies
+    Each member, a `~astro_clustercls.inference.classifier.ClusterClassifier`, classifies
     every source on its own cutouts; the ensemble keeps the most common class
     (`combine_votes`), the fraction of members that agree with it and the
     mean of their probabilities, as in the PHANGS-HST cluster catalogs.
@@ -258,7 +258,7 @@ class ClusterEnsemble:
     members : sequence, optional
         Two or more members, each a model name (``'resnet18'``: its bundled
         DEFAULT weights), a ``(name, weights)`` pair or a ready
-        `~astro_clustercls.classify.ClusterClassifier` (mixing allowed). In a
+        `~astro_clustercls.inference.classifier.ClusterClassifier` (mixing allowed). In a
         pair, ``weights`` is a weights file (a `~pathlib.Path`, or a string
         ending in ``.safetensors``/``.pt``/``.pth`` or naming an existing
         file), a bundled member name (``'SIM_V1'``) or enum member, or a dict
@@ -268,7 +268,7 @@ class ClusterEnsemble:
         SHA-256) is refused.
     device : str or `torch.device`, optional
         Device of the members built here (see
-        `~astro_clustercls.classify.ClusterClassifier`).
+        `~astro_clustercls.inference.classifier.ClusterClassifier`).
     batch_size : int, optional
         Cutouts per forward pass of the members built here. Results do not
         depend on it.
@@ -281,7 +281,7 @@ class ClusterEnsemble:
         Rows whose ``class_agreement`` is below it are flagged
         ``LOW_CONFIDENCE`` too. Default: none.
     **classifier_options
-        Other options of `~astro_clustercls.classify.ClusterClassifier`
+        Other options of `~astro_clustercls.inference.classifier.ClusterClassifier`
         (``tta``, ``precision``, ``bands``, ``missing_bands``,
         ``channels_last``, ...), given to every member built here; ready
         instances keep their own. Weights options (``weights``,
@@ -290,7 +290,7 @@ class ClusterEnsemble:
 
     Attributes
     ----------
-    members : tuple of `~astro_clustercls.classify.ClusterClassifier`
+    members : tuple of `~astro_clustercls.inference.classifier.ClusterClassifier`
         The members, in order (the columns of ``member_class``).
     bands : tuple of str
         The bands of the networks (the first member's order).
@@ -333,7 +333,7 @@ class ClusterEnsemble:
     >>> import numpy as np
     >>> import torch
     >>> from astro_clustercls import BandImages
-    >>> from astro_clustercls.ensemble import ClusterEnsemble
+    >>> from astro_clustercls.inference.ensemble import ClusterEnsemble
     >>> from astro_clustercls.models import build_network, save_weights
     >>> bands = ('F275W', 'F336W', 'F438W', 'F555W', 'F814W')
     >>> tmpdir = tempfile.TemporaryDirectory()
@@ -436,7 +436,7 @@ class ClusterEnsemble:
         Parameters
         ----------
         sources, images, xcol, ycol, skycol, origin
-            As for `~astro_clustercls.classify.ClusterClassifier.classify`.
+            As for `~astro_clustercls.inference.classifier.ClusterClassifier.classify`.
 
         Returns
         -------
@@ -526,7 +526,7 @@ class ClusterEnsemble:
         table["member_class"].meta["members"] = names
         table["classify_flags"] = Column(
             flags, description="quality bit mask (OR of the members'), see "
-                               "astro_clustercls.flags.FLAGS")
+                               "astro_clustercls.data.flags.FLAGS")
 
         members = [{k: v for k, v in m.items() if k not in _SHARED_META}
                    for m in member_meta]

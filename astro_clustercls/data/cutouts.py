@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..utils._parameters import validate_choice, validate_positive_int
+from ..utils._progress_bars import add_progress_bar
 from .flags import FLAGS
 from .images import bands_of
 from .positions import resolve_positions
-from .utils._parameters import validate_choice, validate_positive_int
-from .utils._progress_bars import add_progress_bar
 
 __all__ = ["CutoutStack", "make_cutouts"]
 
@@ -37,7 +37,7 @@ class CutoutStack:
         The cutouts, indexed ``[object, band, y, x]``; pixels off the image and
         masked pixels hold ``fill_value``.
     flags : ndarray, shape (N,), int32
-        Bit mask of `~astro_clustercls.flags.FLAGS`: the OR over bands of
+        Bit mask of `~astro_clustercls.data.flags.FLAGS`: the OR over bands of
         ``band_flags`` plus ``BAD_POSITION`` and ``CENTER_BAD``.
     band_flags : ndarray, shape (N, B), int32
         The per-band part of ``flags`` (``PARTIAL_OFF_IMAGE``, ``OFF_IMAGE``,
@@ -156,7 +156,7 @@ def make_cutouts(images, positions, size, *, mode="partial", fill_value=np.nan,
         ``(x, y)`` 0-based pixel positions (``origin=0``: the centre of the
         first pixel is 0.0), sky positions (through the images' WCS), or a
         table whose columns are chosen as described in
-        `~astro_clustercls.positions.resolve_positions`.
+        `~astro_clustercls.data.positions.resolve_positions`.
     size : int
         Side of the square cutouts in pixels. The cutout's first pixel is
         ``ceil(position - size / 2)`` along each axis, exactly as in
@@ -170,7 +170,7 @@ def make_cutouts(images, positions, size, *, mode="partial", fill_value=np.nan,
     fill_value : float, optional
         Value of pixels off the image and of masked pixels (default NaN).
     xcol, ycol, skycol, origin
-        See `~astro_clustercls.positions.resolve_positions`.
+        See `~astro_clustercls.data.positions.resolve_positions`.
     bands : sequence of str, optional
         Bands to cut, in order (default: all bands of ``images``).
     progress_bar : bool, optional

@@ -6,7 +6,7 @@ Read human-labelled star-cluster catalogs into standard tables.
 al. 2017) and `read_phangs` the PHANGS-HST cluster catalogs (Whitmore et al.
 2021; Hannon et al. 2023). Both return a `~astropy.table.QTable` with the same
 standard columns, so the tables can be stacked, classified with
-`~astro_clustercls.classify.ClusterClassifier` and used to fine-tune or
+`~astro_clustercls.inference.classifier.ClusterClassifier` and used to fine-tune or
 evaluate a network:
 
 =========================  ==========================================================
@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
-from astropy.table import MaskedColumn, QTable, Table
+from astropy.table import MaskedColumn, QTable, Table, vstack
 
-from ._constants import DEFAULT_BANDS
-from .utils._meta import get_meta
-from .utils._parameters import validate_table_columns
+from .._constants import DEFAULT_BANDS
+from ..utils._meta import get_meta
+from ..utils._parameters import validate_table_columns
 
 __all__ = ["map_classes", "read_legus", "read_legus_directory", "read_phangs",
            "legus_layout",
@@ -79,7 +79,7 @@ def map_classes(codes, *, max_code=19):
 
     Examples
     --------
-    >>> from astro_clustercls.catalogs import map_classes
+    >>> from astro_clustercls.data.catalogs import map_classes
     >>> map_classes([1, 2, 3, 4, 7, 19, 0, 20, float('nan'), 2.5]).tolist()
     [1, 2, 3, 4, 4, 4, None, None, None, None]
     >>> map_classes([4, 5, 50], max_code=4).tolist()
@@ -145,7 +145,7 @@ def legus_layout(path, *, class_col=None, extra_position_columns=None):
 
     Examples
     --------
-    >>> from astro_clustercls.catalogs import legus_layout
+    >>> from astro_clustercls.data.catalogs import legus_layout
     >>> name = 'hlsp_legus_hst_wfc3_ngc1313-e_multiband_v1_padagb-mwext-avgapcor.tab'
     >>> layout = legus_layout(name)
     >>> layout['class_col'], layout['offset'], layout['columns']['CI']
@@ -292,7 +292,7 @@ def read_legus(path, *, class_col=None, extra_position_columns=None,
     Examples
     --------
     >>> import tempfile, os
-    >>> from astro_clustercls.catalogs import read_legus
+    >>> from astro_clustercls.data.catalogs import read_legus
     >>> row = ('1 101.0 51.0 10.0 -20.0 20.1 0.05 20.2 0.05 66.666 66.666 20.3 '
     ...        '0.04 20.0 0.03 1.6 1e7 2e7 5e6 1e4 2e4 5e3 0.1 0.2 0.0 '
     ...        '0 0 0 0 0 0 0 5 2 2.333')
@@ -416,8 +416,6 @@ def read_legus_directory(directory, *, pattern="hlsp_legus_*.tab", **kwargs):
     OSError
         If no file matches.
     """
-    from astropy.table import vstack
-
     if "class_col" in kwargs:
         raise TypeError("'class_col' differs per file: read the files one by one")
     files = sorted(Path(directory).glob(pattern))
@@ -486,7 +484,7 @@ def read_phangs(path_or_table, *, origin=0, max_code=19, xcol="PHANGS_X",
     Examples
     --------
     >>> from astropy.table import Table
-    >>> from astro_clustercls.catalogs import read_phangs
+    >>> from astro_clustercls.data.catalogs import read_phangs
     >>> cat = Table({'PHANGS_X': [10.0, 20.0], 'PHANGS_Y': [5.0, 6.0],
     ...              'PHANGS_RA': [150.0, 150.001], 'PHANGS_DEC': [2.0, 2.001],
     ...              'PHANGS_CLUSTER_CLASS_HUMAN': [1, 13]})

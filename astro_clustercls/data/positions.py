@@ -18,7 +18,7 @@ columns:
 Rows whose position is masked (``MaskedColumn``, `~astropy.utils.masked.Masked`
 quantities, masked SkyCoord), NaN or infinite, or cannot be converted through
 the WCS (e.g. the far side of a TAN projection, diverging SIP inversion) are
-kept and marked bad (`~astro_clustercls.flags.FLAGS` ``BAD_POSITION`` in
+kept and marked bad (`~astro_clustercls.data.flags.FLAGS` ``BAD_POSITION`` in
 `~astro_clustercls.make_cutouts`), never dropped. Pixel columns may carry the
 unit ``pix`` (or none); other units are refused. RA/Dec columns without units
 are in degrees.
@@ -188,7 +188,7 @@ def resolve_positions(positions, *, wcs=None, xcol=None, ycol=None, skycol=None,
     Examples
     --------
     >>> from astropy.table import QTable
-    >>> from astro_clustercls.positions import resolve_positions
+    >>> from astro_clustercls.data.positions import resolve_positions
     >>> t = QTable({'x_centroid': [1.0, 2.5], 'y_centroid': [3.0, float('nan')]})
     >>> res = resolve_positions(t)
     >>> res.xy[0].tolist(), res.bad.tolist(), res.source

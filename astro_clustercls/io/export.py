@@ -17,12 +17,13 @@ import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import QTable, Table
+from astropy.table.meta import get_header_from_yaml
 
-from ._constants import CLASSES, PIXEL_SCALE
-from .positions import PIXEL_COLUMNS, SKY_COLUMNS
-from .utils._files import atomic_write
-from .utils._parameters import validate_choice
-from .utils.exceptions import ClusterClsWarning
+from .._constants import CLASSES, PIXEL_SCALE
+from ..data.positions import PIXEL_COLUMNS, SKY_COLUMNS
+from ..utils._files import atomic_write
+from ..utils._parameters import validate_choice
+from ..utils.exceptions import ClusterClsWarning
 
 __all__ = ["DEFAULT_COLORS", "UNCLASSIFIED_COLOR", "to_regions", "write_table",
            "read_table"]
@@ -117,7 +118,7 @@ def to_regions(table, *, filename=None, format="ds9", radius=5, colors=None,
         else pixel.
     xcol, ycol, skycol : str, optional
         Position columns (default: the photutils names, as in
-        `~astro_clustercls.positions.resolve_positions`). Pixel positions are
+        `~astro_clustercls.data.positions.resolve_positions`). Pixel positions are
         0-based; region files are written 1-based, as DS9 expects.
     pixel_scale : float or `~astropy.units.Quantity`, optional
         Arcsec per pixel, to convert ``radius`` between pixels and angles
@@ -144,7 +145,7 @@ def to_regions(table, *, filename=None, format="ds9", radius=5, colors=None,
     Examples
     --------
     >>> from astropy.table import QTable, MaskedColumn
-    >>> from astro_clustercls.export import to_regions
+    >>> from astro_clustercls.io.export import to_regions
     >>> t = QTable({'x_centroid': [10.0, 20.0], 'y_centroid': [5.0, 7.0],
     ...             'cluster_class': MaskedColumn([1, 0], mask=[False, True])})
     >>> regs = to_regions(t)
@@ -265,7 +266,7 @@ def write_table(table, filename, *, overwrite=False):
     >>> import tempfile, pathlib
     >>> import numpy as np
     >>> from astropy.table import QTable
-    >>> from astro_clustercls.export import write_table
+    >>> from astro_clustercls.io.export import write_table
     >>> t = QTable({'class_prob': np.full((2, 4), 0.25, np.float32)})
     >>> t.meta['astro_clustercls'] = {'model': 'resnet18'}
     >>> with tempfile.TemporaryDirectory() as d:
@@ -307,7 +308,7 @@ def read_table(filename):
     >>> import tempfile, pathlib
     >>> import numpy as np
     >>> from astropy.table import QTable
-    >>> from astro_clustercls.export import read_table, write_table
+    >>> from astro_clustercls.io.export import read_table, write_table
     >>> empty = QTable({'class_prob': np.zeros((0, 4), np.float32)})
     >>> with tempfile.TemporaryDirectory() as d:
     ...     back = read_table(write_table(empty, pathlib.Path(d) / 'empty.ecsv'))
@@ -327,8 +328,6 @@ def read_table(filename):
 
 def _read_empty_multidim(filename):
     """Work around astropy's failure on 0-row ECSV tables with multidim columns."""
-    from astropy.table.meta import get_header_from_yaml
-
     lines = Path(filename).read_text(encoding="utf-8").splitlines()
     body = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
     if len(body) != 1:  # only the line of column names: no data rows

@@ -1,0 +1,222 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The options of each subcommand (argparse only: building the parser imports
+nothing heavy, so ``astro-clustercls --help`` answers at once).
+"""
+
+__all__ = ["add_classify_arguments", "add_demo_arguments", "add_simulate_arguments",
+           "add_train_arguments", "add_evaluate_arguments",
+           "add_experiments_arguments", "add_classifier_options",
+           "add_labelled_arguments"]
+
+
+def add_classifier_options(parser, *, with_weights=True, ensemble=False):
+    group = parser.add_argument_group("classifier")
+    if ensemble:
+        # repeatable: several networks make an ensemble (the mode of their classes)
+        group.add_argument("--model", action="append", default=None,
+                           metavar="MODEL",
+                           help="network: resnet18 (default) or vgg19_bn; several "
+                                "(--model resnet18 --model vgg19_bn, or "
+                                "--model resnet18,vgg19_bn) classify with an ensemble "
+                                "(the mode of their classes and the fraction that "
+                                "agree)")
+        many = {"action": "append"}
+        each = "; with several --model, give it once per model, in order"
+    else:
+        group.add_argument("--model", default="resnet18",
+                           help="network: resnet18 (default) or vgg19_bn")
+        many, each = {}, ""
+    if with_weights:
+        group.add_argument("--weights", default=None, **many,
+                           help="bundled weights entry (default: the model's "
+                                f"DEFAULT){each}")
+    group.add_argument("--weights-path", default=None, metavar="FILE", **many,
+                       help="external checkpoint (safetensors or a torch state "
+                            f"dict){each}")
+    group.add_argument("--weights-sha256", default=None, metavar="HEX", **many,
+                       help="expected SHA-256 (or a prefix of >= 8 hex digits) of "
+                            f"the --weights-path file{each}")
+    group.add_argument("--device", default=None,
+                       help="cpu, cuda, cuda:N, mps or auto (default: "
+                            "astro_clustercls.conf.device)")
+    group.add_argument("--batch-size", type=int, default=None, metavar="N",
+                       help="cutouts per forward pass (results do not depend on it)")
+    group.add_argument("--tta", action="store_true",
+                       help="test-time augmentation over the 8 rotations/flips")
+    group.add_argument("--progress", action="store_true", help="show progress bars")
+
+
+def add_classify_arguments(parser):
+    parser.add_argument("--images", nargs="+", required=True, metavar="BAND=FILE",
+                        help="one FITS image per band, e.g. F275W=f275w_drc.fits ...; "
+                             "or FILE alone to read the band from the FILTER keyword")
+    parser.add_argument("--hdu", default=None,
+                        help="extension holding the image: a name (SCI), an index "
+                             "(1) or NAME,VERSION (SCI,2 for the second chip of an "
+                             "flt file); default: SCI if present, else the first 2D "
+                             "HDU")
+    parser.add_argument("--sources", required=True, metavar="TABLE",
+                        help="source table (ECSV, FITS, CSV...: e.g. photutils output)")
+    parser.add_argument("--sources-format", default=None, metavar="FORMAT",
+                        help="astropy format of --sources if not guessed "
+                             "(e.g. ascii.commented_header)")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="output ECSV table (input columns + classes)")
+    parser.add_argument("--regions", default=None, metavar="FILE",
+                        help="also write a DS9 region file coloured by class")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing output files")
+    pos = parser.add_argument_group("positions")
+    pos.add_argument("--xcol", default=None, help="x pixel column")
+    pos.add_argument("--ycol", default=None, help="y pixel column")
+    pos.add_argument("--skycol", default=None,
+                     help="SkyCoord column, or RA,DEC column names (degrees)")
+    pos.add_argument("--origin", type=int, choices=(0, 1), default=0,
+                     help="0 (default) for 0-based pixel positions, 1 for 1-based")
+    add_classifier_options(parser, ensemble=True)
+    parser.add_argument("--missing-bands", choices=("error", "zero"), default="error",
+                        help="a band the network needs is missing: error (default) "
+                             "or feed zeros and flag BAND_MISSING")
+    parser.add_argument("--confidence-threshold", type=float, default=None,
+                        metavar="P", help="flag LOW_CONFIDENCE below this probability")
+
+
+def add_demo_arguments(parser):
+    parser.add_argument("--outdir", default="clustercls-demo", metavar="DIR",
+                        help="output directory (default ./clustercls-demo)")
+    parser.add_argument("--seed", type=int, default=1, help="simulation seed")
+    parser.add_argument("--n-objects", type=int, default=150, metavar="N",
+                        help="simulated objects (default 150)")
+    parser.add_argument("--detect-band", default="F555W",
+                        help="band used for detection (default F555W)")
+    parser.add_argument("--match-radius", type=float, default=1.5, metavar="PIX",
+                        help="detection-truth matching radius in pixels (default 1.5)")
+    add_classifier_options(parser)
+
+
+def add_simulate_arguments(parser):
+    parser.add_argument("--outdir", required=True, metavar="DIR",
+                        help="directory for one FITS file per band and truth.ecsv")
+    parser.add_argument("--seed", type=int, default=0, help="simulation seed")
+    parser.add_argument("--n-objects", type=int, default=300, metavar="N",
+                        help="objects to simulate (default 300)")
+    parser.add_argument("--shape", type=int, nargs=2, default=(1024, 1024),
+                        metavar=("NY", "NX"), help="image shape (default 1024 1024)")
+    parser.add_argument("--distance", type=float, default=10.0, metavar="MPC",
+                        help="galaxy distance in Mpc (default 10)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing files")
+
+
+def add_labelled_arguments(parser):
+    parser.add_argument("--images", nargs="+", required=True, metavar="BAND=FILE",
+                        help="one FITS image per band (BAND=FILE, or FILE with a "
+                             "FILTER keyword)")
+    parser.add_argument("--sources", required=True, metavar="TABLE",
+                        help="labelled source table (ECSV, FITS, ...)")
+    parser.add_argument("--sources-format", default=None, metavar="FORMAT")
+    parser.add_argument("--label-col", default="cluster_class",
+                        help="column of the true classes 1-4 (default cluster_class)")
+    pos = parser.add_argument_group("positions")
+    pos.add_argument("--xcol", default=None)
+    pos.add_argument("--ycol", default=None)
+    pos.add_argument("--skycol", default=None)
+    pos.add_argument("--origin", type=int, choices=(0, 1), default=0)
+
+
+def add_train_arguments(parser):
+    add_labelled_arguments(parser)
+    parser.add_argument("--model", default="resnet18",
+                        help="network: resnet18 (default) or vgg19_bn")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--weights", default="DEFAULT",
+                       help="bundled weights to start from (default DEFAULT)")
+    start.add_argument("--weights-path", default=None, metavar="FILE",
+                       help="start from this checkpoint instead")
+    parser.add_argument("--out", required=True, metavar="FILE.safetensors",
+                        help="where to write the fine-tuned weights")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default=None, metavar="DIR",
+                        help="checkpoint and per-epoch ECSV log (resumable)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the checkpoint in --workdir")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def add_evaluate_arguments(parser):
+    add_labelled_arguments(parser)
+    add_classifier_options(parser)
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="write the per-class report as ECSV")
+    parser.add_argument("--overwrite", action="store_true")
+
+
+# the experiments' architectures and label sets, as in
+# astro_clustercls.evaluation.experiments (BUNDLED_RECIPES, LABEL_SETS; a test
+# checks they agree): typed here so that building the parser loads no torch
+_ARCHS = ("resnet18", "vgg19_bn")
+_LABEL_SETS = ("truth", "consensus", "single_expert")
+
+
+def _add_table_options(parser, *, rst=True):
+    """The options every table-making command shares."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 for bit-reproducible bf16)")
+    parser.add_argument("--out", default=None, help="write the table as ECSV here")
+    if rst:
+        parser.add_argument("--rst", default=None, help="write the table as RST here")
+
+
+def add_experiments_arguments(parser):
+    sub = parser.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    p = sub.add_parser("bundled", help="train a bundled network from its recipe")
+    p.add_argument("--arch", required=True, choices=_ARCHS)
+    p.add_argument("--member", default=None,
+                   help="which recipe of RECIPES (default: the bundled default's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", default="runs/bundled")
+    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--register", action="store_true",
+                   help="write the weights into the package's bundled registry")
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--quick", action="store_true",
+                   help="a tiny run to check the pipeline (never registered)")
+    g = sub.add_parser("grid", help="the paper's experiment grid (nothing registered)")
+    g.add_argument("--archs", nargs="+", default=["resnet18"],
+                   choices=_ARCHS)
+    g.add_argument("--label-sets", nargs="+", default=list(_LABEL_SETS),
+                   choices=_LABEL_SETS)
+    g.add_argument("--sizes", nargs="+", type=int, default=[25, 51])
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--n-train", type=int, default=12000)
+    g.add_argument("--epochs", type=int, default=4)
+    g.add_argument("--workdir", default="runs/grid")
+    _add_table_options(g)
+    t = sub.add_parser("table", help="merge grid ECSV tables into one RST table")
+    t.add_argument("tables", nargs="+", help="ECSV files written by 'grid --out'")
+    t.add_argument("--rst", required=True, help="write the merged table here")
+    d = sub.add_parser("dropout", help="band dropout in training vs a missing band")
+    d.add_argument("--dropouts", nargs="+", type=float, default=[0.0, 0.05, 0.3])
+    d.add_argument("--size", type=int, default=25)
+    d.add_argument("--n-train", type=int, default=12000)
+    d.add_argument("--epochs", type=int, default=4)
+    d.add_argument("--workdir", default="runs/dropout")
+    _add_table_options(d, rst=False)
+    o = sub.add_parser("options", help="what TTA, an ensemble, temperature scaling "
+                       "and a missing band do on the held-out galaxy")
+    o.add_argument("--models", nargs="+", default=["resnet18", "vgg19_bn"],
+                   choices=_ARCHS)
+    o.add_argument("--n-test", type=int, default=8000)
+    o.add_argument("--n-val", type=int, default=4000)
+    o.add_argument("--adapt", type=int, default=0, metavar="N",
+                   help="also fine-tune each network on N objects simulated in the "
+                   "held-out field's conditions")
+    _add_table_options(o)

@@ -1,0 +1,169 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Helpers shared by the subcommands: errors, inputs, outputs, summaries."""
+
+import os
+import re
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.table import QTable
+
+from .._constants import CLASS_NAMES, CLASSES
+from ..data.flags import FLAGS
+from ..inference.classifier import ClusterClassifier
+from ..io.export import to_regions, write_table
+from ..models import get_model_weights
+from ._errors import PROG, CLIError
+
+__all__ = ["PROG", "CLIError", "parse_images", "read_sources", "check_output",
+           "parse_hdu", "write_outputs", "skycol", "class_summary",
+           "has_bundled_weights", "make_classifier"]
+
+
+def parse_images(specs):
+    """``BAND=FILE`` items to a dict; bare ``FILE`` items to a list (FILTER keyword)."""
+    with_band = [s for s in specs if "=" in s]
+    if with_band and len(with_band) != len(specs):
+        raise ValueError("--images: give every image as BAND=FILE, or every image as "
+                         "FILE (band read from its FILTER keyword), not a mix")
+    if not with_band:
+        return list(specs)
+    files = {}
+    for spec in specs:
+        band, _, path = spec.partition("=")
+        band, path = band.strip(), path.strip()
+        if not band or not path:
+            raise ValueError(f"--images: expected BAND=FILE, got {spec!r}")
+        if band.upper() in {b.upper() for b in files}:
+            raise ValueError(f"--images: band {band!r} given twice")
+        files[band] = path
+    return files
+
+
+def read_sources(path, fmt=None):
+    path = Path(path)
+    if not path.exists():
+        raise OSError(f"sources table not found: {path}")
+    kwargs = {"format": fmt} if fmt else {}
+    if not fmt and path.suffix.lower() == ".csv":
+        kwargs["format"] = "ascii.csv"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # unit-parsing chatter
+            return QTable.read(path, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds here
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = "" if fmt else " (name its format with --sources-format)"
+        raise OSError(f"cannot read sources table {path}: {msg}{hint}") from None
+
+
+def check_output(path, overwrite, option):
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    if path.exists() and not overwrite:
+        raise OSError(f"{option} {path} already exists; pass --overwrite to replace it")
+    if not path.parent.exists():
+        raise OSError(f"{option}: directory {path.parent} does not exist")
+    return path
+
+
+def parse_hdu(value):
+    """``--hdu``: an index (``1``), a name (``SCI``) or ``NAME,VER`` (``SCI,2``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    name, sep, ver = text.partition(",")
+    if not sep:
+        return text
+    if not name.strip() or not re.fullmatch(r"\d+", ver.strip()):
+        raise ValueError("--hdu must be an extension index (1), name (SCI) or "
+                         f"NAME,VERSION (SCI,2), got {value!r}")
+    return (name.strip(), int(ver))
+
+
+def write_outputs(result, out, regions, overwrite):
+    """
+    Write the table (and the regions) all or nothing.
+
+    Both are written under temporary names next to their targets and moved into
+    place only once both are complete, so an error or Ctrl-C while writing
+    leaves neither a partial file nor a table without its regions.
+    """
+    targets = [p for p in (out, regions) if p is not None]
+    tag = f"{os.getpid()}.{time.monotonic_ns()}"
+    temps = [p.with_name(f".{p.name}.{tag}.part") for p in targets]
+    try:
+        write_table(result, temps[0], overwrite=True)
+        if regions is not None:
+            to_regions(result, filename=temps[1], overwrite=True)
+        for tmp, path in zip(temps, targets, strict=True):
+            if path.exists():
+                if not overwrite:
+                    raise OSError(f"{path} appeared while writing; pass --overwrite "
+                                  "to replace it")
+                os.chmod(tmp, path.stat().st_mode & 0o777)
+        for tmp, path in zip(temps, targets, strict=True):
+            os.replace(tmp, path)
+    except BaseException:  # also KeyboardInterrupt: leave no partial output
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    return targets
+
+
+def skycol(value):
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2 and all(parts):
+        return tuple(parts)
+    raise ValueError(f"--skycol must be a SkyCoord column or RA,DEC columns, got "
+                     f"{value!r}")
+
+
+def class_summary(result):
+    """Lines: counts per class and of unclassified rows."""
+
+    cls = result["cluster_class"]
+    mask = np.ma.getmaskarray(cls)
+    values = np.ma.filled(np.ma.asarray(cls), 0)
+    n = len(result)
+    lines = [f"  class  {'name':<34s} {'count':>7s}"]
+    for c, name in zip(CLASSES, CLASS_NAMES, strict=True):
+        count = np.count_nonzero(values[~mask] == c)
+        lines.append(f"  {c:>5d}  {name:<34s} {count:>7d}")
+    lines.append(f"  {'-':>5s}  {'not classified':<34s} {np.count_nonzero(mask):>7d}")
+    flags = np.asarray(result["classify_flags"])
+    flagged = [f"{f.name}: {np.count_nonzero(flags & f.bit)}" for f in FLAGS
+               if np.any(flags & f.bit)]
+    if flagged:
+        lines.append("  flags set: " + ", ".join(flagged))
+    lines.append(f"  total {n} rows")
+    return lines
+
+
+def has_bundled_weights(model):
+    """Whether ``model`` has bundled weights files installed (unknown names raise)."""
+    enum = get_model_weights(model)
+    return any(Path(member.full_path).is_file() for member in enum)
+
+
+def make_classifier(args, **extra):
+    if (args.weights_path is None and getattr(args, "weights", None) is None
+            and not has_bundled_weights(args.model)):
+        raise CLIError(
+            f"no bundled weights for model {args.model!r} in this installation yet "
+            "(astro_clustercls/models/data/ holds none); train them with the training "
+            "code, or pass a weights file with --weights-path FILE", status=3)
+    return ClusterClassifier(args.model, weights=getattr(args, "weights", None),
+                             weights_path=args.weights_path,
+                             weights_sha256=args.weights_sha256, device=args.device,
+                             batch_size=args.batch_size, progress_bar=args.progress,
+                             tta=args.tta, **extra)

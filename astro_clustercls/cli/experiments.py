@@ -1,0 +1,85 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+``astro-clustercls experiments``: the paper's experiments and the training of
+the bundled networks (`astro_clustercls.evaluation.experiments`), e.g.::
+
+    astro-clustercls experiments bundled --arch resnet18 --seed 0 --threads 1
+    astro-clustercls experiments grid --archs resnet18 --sizes 25 51 --out g.ecsv
+    astro-clustercls experiments options --n-test 4000 --adapt 6000 --rst opts.rst
+"""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from astropy.table import QTable, vstack
+
+from ..evaluation.experiments import (
+    BUNDLED_RECIPES,
+    LABEL_SETS,
+    RECIPES,
+    band_dropout_experiment,
+    compare_options,
+    grid_to_rst,
+    options_to_rst,
+    run_grid,
+    train_bundled,
+)
+from ._errors import CLIError
+
+__all__ = ["run"]
+
+
+def _finish(table, args, to_rst=None):
+    """Print ``table`` and write it where ``--out`` / ``--rst`` say."""
+    print(table)
+    if args.out:
+        table.write(args.out, overwrite=True)
+    if to_rst is not None and args.rst:
+        Path(args.rst).write_text(to_rst(table))
+    return 0
+
+
+def run(args):
+    """The paper's experiments: train the bundled networks, the grid, the options."""
+    if args.experiment == "table":
+        table = vstack([QTable.read(f, format="ascii.ecsv") for f in args.tables])
+        order = {"resnet18": 0, "vgg19_bn": 1}
+        labels = {name: i for i, name in enumerate(LABEL_SETS)}
+        table = table[np.lexsort((np.asarray(table["cutout_size"]),
+                                  [labels[str(v)] for v in table["label_set"]],
+                                  [order.get(str(v), 9) for v in table["arch"]]))]
+        Path(args.rst).write_text(grid_to_rst(table))
+        print(table)
+        return 0
+    if args.experiment == "dropout":
+        return _finish(band_dropout_experiment(
+            args.dropouts, size=args.size, n_train=args.n_train, epochs=args.epochs,
+            workdir=args.workdir, threads=args.threads, progress_bar=True), args)
+    if args.experiment == "options":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return _finish(compare_options(args.models, n_val=args.n_val,
+                                       n_test=args.n_test, n_adapt=args.adapt),
+                       args, options_to_rst)
+    if args.experiment == "grid":
+        return _finish(run_grid(archs=args.archs, label_sets=args.label_sets,
+                                sizes=args.sizes, seed=args.seed,
+                                n_train=args.n_train, epochs=args.epochs,
+                                workdir=args.workdir, threads=args.threads,
+                                progress_bar=True), args, grid_to_rst)
+    if args.member is None:
+        recipe = BUNDLED_RECIPES[args.arch]
+    elif (args.arch, args.member) in RECIPES:
+        recipe = RECIPES[args.arch, args.member]
+    else:
+        raise CLIError(f"--member: no recipe {args.member!r} for {args.arch}; known: "
+                       + ", ".join(m for a, m in RECIPES if a == args.arch), status=2)
+    if args.quick:
+        recipe = replace(recipe, n_train=512, n_val=256, n_test=256, epochs=1)
+        args.register = False
+    train_bundled(args.arch, seed=args.seed, workdir=args.workdir,
+                  resume=not args.no_resume, register=args.register,
+                  device=args.device, recipe=recipe, threads=args.threads)
+    return 0

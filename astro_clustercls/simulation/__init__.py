@@ -13,6 +13,7 @@ distributions are calibrated on the LEGUS catalogs
 from ._version import SIMULATOR_VERSION
 from .field import simulate_field
 from .inject import inject
+from .instrument_psf import INSTRUMENT_BANDS, InstrumentPSF, get_instrument_psf
 from .label_noise import (
     HUMAN_AGREEMENT,
     apply_label_noise,
@@ -46,6 +47,9 @@ __all__ = [
     "MoffatPSF",
     "DEFAULT_PSFS",
     "get_psf",
+    "InstrumentPSF",
+    "get_instrument_psf",
+    "INSTRUMENT_BANDS",
     "ObservingConditions",
     "DEFAULT_CONDITIONS",
     "PopulationParameters",

@@ -41,6 +41,8 @@ def _package_modules():
         rel = path.relative_to(PACKAGE_DIR)
         if "tests" in rel.parts or path.name in ("conftest.py", "version.py"):
             continue
+        if "data" in rel.parts[1:-1]:  # package data (e.g. a script beside a table)
+            continue
         names[_module_name(path)] = path
     return names
 

@@ -1,6 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Validation helpers: each takes the parameter's name so errors can name it."""
 
+import difflib
 import numbers
 
 import numpy as np
@@ -121,8 +122,6 @@ def validate_choice(name, value, choices):
     """
     if value in choices:
         return value
-    import difflib
-
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=3)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise ValueError(f"{name!r} must be one of {tuple(choices)}, got {value!r}.{hint}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
+import scipy.sparse
 
 from . import _fourier
 
@@ -210,3 +211,168 @@ class StampRenderer:
                 comp.art_flux[ok].astype(np.float32),
             )
         return out
+
+
+_OTF_CACHE = {}
+_OTF_CACHE_MAX = 4096
+
+
+def cached_otf(psf, ky, kx, pad):
+    """``psf.otf(ky, kx)`` on the rfft2 grid of ``pad``, cached for hashable PSFs."""
+    try:
+        key = (psf, int(pad))
+        hit = _OTF_CACHE.get(key)
+    except TypeError:  # an unhashable PSF object: no cache
+        key, hit = None, None
+    if hit is not None:
+        return hit
+    otf = np.asarray(psf.otf(ky, kx, pixel=True))
+    otf = otf.astype(np.complex64 if np.iscomplexobj(otf) else np.float32)
+    if key is not None:
+        if len(_OTF_CACHE) >= _OTF_CACHE_MAX:
+            _OTF_CACHE.clear()
+        _OTF_CACHE[key] = otf
+    return otf
+
+
+def _ranges(starts, counts):
+    """Indices ``starts[i] + 0..counts[i]-1`` for all i, and their owner and slot."""
+    total = int(counts.sum())
+    owner = np.repeat(np.arange(counts.size), counts)
+    first = np.cumsum(counts) - counts
+    slot = np.arange(total) - first[owner]
+    return starts[owner] + slot, owner, slot
+
+
+class VariantStampRenderer:
+    """
+    Render objects into stamps, each stamp with one of several PSF sets.
+
+    Simulator v2's renderer: like `StampRenderer` (same Fourier method,
+    conventions and pixel grid) but every stamp ``i`` is convolved with the
+    PSFs of set ``variant[i]`` (PSF width randomisation, ACS or WFC3 bands),
+    point sources are summed with separable phase factors (much cheaper than
+    a full Fourier grid per star), and objects are processed in order of
+    their number of components so that little work is padding.
+
+    Parameters
+    ----------
+    psf_sets : sequence of sequence of PSF
+        ``psf_sets[v][b]``: the PSF of band ``b`` in set ``v``. Any object
+        with ``otf(ky, kx, pixel=True)`` works (analytic or tabulated PSFs).
+    size : int
+        Odd side of the stamps.
+    pad : int, optional
+        FFT grid side (default as `StampRenderer`).
+    """
+
+    def __init__(self, psf_sets, size, *, pad=None):
+        self.size = int(size)
+        if pad is None:
+            pad = int(np.ceil((self.size + 17) / 16.0) * 16)
+        self.pad = int(pad)
+        if self.pad < self.size:
+            raise ValueError("'pad' must be >= 'size'")
+        self.ky, self.kx = _fourier.frequency_grid(self.pad)
+        otfs = [
+            [cached_otf(p, self.ky, self.kx, self.pad) for p in psfs]
+            for psfs in psf_sets
+        ]
+        self.otf = np.array(otfs)
+        self.n_bands = self.otf.shape[1]
+        c = self.pad // 2
+        h = self.size // 2
+        self._crop = slice(c - h, c - h + self.size)
+        self._centre = float(c)
+
+    def render(self, comp, n, *, variant=None, chunk=256):
+        """
+        Noise-free stamps (n, B, size, size) float32 in electron/s.
+
+        ``variant`` (n,) int gives each stamp's PSF set (default all 0).
+        """
+        B, P, F = self.n_bands, self.pad, self.kx.size
+        out = np.zeros((n, B, self.size, self.size), np.float32)
+        if n == 0:
+            return out
+        variant = np.zeros(n, np.intp) if variant is None else np.asarray(variant)
+        # separable: points and circular Gaussians, G(k) = g(ky) g(kx)
+        sep = (comp.kind == KIND_POINT) | ((comp.kind == KIND_GAUSS) & (comp.q == 1))
+        ext_idx = np.flatnonzero(~sep)
+        pt_idx = np.flatnonzero(sep)
+        n_ext = np.bincount(comp.obj[ext_idx], minlength=n)
+        n_pt = np.bincount(comp.obj[pt_idx], minlength=n)
+        ext_starts = np.searchsorted(comp.obj[ext_idx], np.arange(n))
+        pt_starts = np.searchsorted(comp.obj[pt_idx], np.arange(n))
+        order = np.lexsort((n_ext, n_pt))
+        c0 = np.float32(self._centre)
+        for lo in range(0, n, chunk):
+            objs = order[lo : lo + chunk]
+            m = objs.size
+            cnt = n_pt[objs]
+            kmax = int(cnt.max())
+            if kmax:
+                rows, own, slot = _ranges(pt_starts[objs], cnt)
+                sel = pt_idx[rows]
+                phx = _phase(c0 + comp.dx[sel], self.kx)
+                phy = _phase(c0 + comp.dy[sel], self.ky)
+                gauss = np.flatnonzero(comp.kind[sel] == KIND_GAUSS)
+                if gauss.size:
+                    a2 = (-0.5 * comp.size[sel[gauss]] ** 2).astype(np.float32)
+                    phx[gauss] *= np.exp(np.multiply.outer(a2, self.kx * self.kx))
+                    phy[gauss] *= np.exp(np.multiply.outer(a2, self.ky * self.ky))
+                Y = np.zeros((m, P, kmax), np.complex64)
+                Y[own, :, slot] = phy
+                X = np.zeros((m, B, kmax, F), np.complex64)
+                X[own, :, slot] = (
+                    comp.flux[sel].astype(np.float32)[:, :, None] * phx[:, None, :]
+                )
+                spec = np.matmul(Y[:, None], X)
+                del X, Y
+            else:
+                spec = np.zeros((m, B, P, F), np.complex64)
+            cnt = n_ext[objs]
+            if cnt.any():
+                rows, own, _ = _ranges(ext_starts[objs], cnt)
+                sel = ext_idx[rows]
+                M = sel.size
+                C = component_ft(comp, sel, self.ky, self.kx).astype(np.complex64)
+                C *= _phase(c0 + comp.dy[sel], self.ky)[:, :, None]
+                C *= _phase(c0 + comp.dx[sel], self.kx)[:, None, :]
+                W = scipy.sparse.csr_matrix(
+                    (
+                        comp.flux[sel].astype(np.complex64).ravel(),
+                        (
+                            (own[:, None] * B + np.arange(B)).ravel(),
+                            np.repeat(np.arange(M), B),
+                        ),
+                    ),
+                    shape=(m * B, M),
+                )
+                flat = spec.reshape(m * B, P * F)
+                flat += W @ C.reshape(M, P * F)
+                del C
+            spec *= self.otf[variant[objs]]
+            img = scipy.fft.irfft2(spec, s=(P, P), workers=1)
+            out[objs] = img[:, :, self._crop, self._crop]
+        if comp.art_obj.size:
+            h = self.size // 2
+            ax = h + comp.art_dx
+            ay = h + comp.art_dy
+            ok = (ax >= 0) & (ax < self.size) & (ay >= 0) & (ay < self.size)
+            np.add.at(
+                out,
+                (comp.art_obj[ok], comp.art_band[ok], ay[ok], ax[ok]),
+                comp.art_flux[ok].astype(np.float32),
+            )
+        return out
+
+
+def _phase(x, k):
+    """exp(-i x k) as complex64 (M, K) from positions x (M,) and frequencies k."""
+    ph = np.multiply.outer(np.asarray(x, np.float32), k)
+    out = np.empty(ph.shape, np.complex64)
+    out.real = np.cos(ph)
+    out.imag = np.sin(ph)
+    np.negative(out.imag, out=out.imag)
+    return out

@@ -12,22 +12,24 @@ noise for each band's depth, and a NaN chip gap.
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
-from astropy.table import QTable
+from astropy.table import QTable, vstack
 from astropy.wcs import WCS
 
 from .._constants import DEFAULT_BANDS, PIXEL_SCALE
 from ..data.images import BandImages
 from ..utils._meta import get_meta
 from ..utils._parameters import as_pair, validate_positive_int
-from ._render import StampRenderer
-from ._version import SIMULATOR_VERSION
+from ._field_v2 import attenuate, field_environment, field_setup, observe
+from ._render import KIND_POINT, Components, StampRenderer
+from ._training_v2 import _psf_for
+from ._version import resolve_version
 from .observing import (
     DEFAULT_CONDITIONS,
     ObservingConditions,
     surface_brightness_to_rate,
 )
-from .photometry import mag_to_flux
-from .populations import DEFAULT_PARAMETERS, draw_population, ssp_colours
+from .photometry import flux_to_mag, mag_to_flux
+from .populations import draw_population, parameters_for, ssp_colours
 from .psf import get_psf
 
 __all__ = ["simulate_field", "make_wcs", "paint_objects"]
@@ -164,6 +166,9 @@ def simulate_field(
     ra=150.0,
     dec=2.0,
     border=8,
+    simulator=None,
+    psfs=None,
+    randomise=True,
 ):
     """
     Simulate a multi-band HST field with star-cluster candidates of known class.
@@ -199,6 +204,19 @@ def simulate_field(
         Field centre (deg).
     border : int, optional
         Objects are placed at least this far (px) inside the image.
+    simulator : {'v1', 'v2'} or None, optional
+        Simulator version (None: that of ``params``, else v1). v2 adds
+        young populations star by star, loose associations, resolved field
+        stars (young ones denser in the arms, old red giants), HII regions,
+        dust lanes along the arms, drizzle-correlated noise, cosmic-ray
+        residuals and hot pixels, and draws the field's observing set-up
+        (PSF width, noise correlation, zeropoint offsets, exposures) as
+        `~astro_clustercls.simulation.make_training_set` does per block
+        (``psf_jitter`` is then ignored); the draws are in the truth table.
+    psfs : dict or sequence, optional
+        v2 only: PSF per band (see `make_training_set`).
+    randomise : bool or dict, optional
+        v2 only: as in `make_training_set`.
 
     Returns
     -------
@@ -208,6 +226,9 @@ def simulate_field(
         One row per object: ``x_centroid``, ``y_centroid`` (0-based light
         centroid in F555W), ``sky_centroid``, ``cluster_class``, ``subtype``,
         physical parameters and per-band ``flux_<band>`` / ``mag_<band>``.
+        With v2, field stars brighter than M_V = -6 follow as class-4 rows of
+        subtype ``field_star`` (``from_field`` True), so ``len(truth)`` can
+        exceed ``n_objects``.
 
     Examples
     --------
@@ -225,7 +246,8 @@ def simulate_field(
     conditions = conditions or DEFAULT_CONDITIONS
     if not isinstance(conditions, ObservingConditions):
         raise TypeError("'conditions' must be an ObservingConditions")
-    p = params or DEFAULT_PARAMETERS
+    version = resolve_version(simulator, params)
+    p = params or parameters_for(version)
     if isinstance(class_balance, str):
         fr = {"legus": p.class_fractions, "equal": (0.25,) * 4}.get(class_balance)
         if fr is None:
@@ -276,16 +298,26 @@ def simulate_field(
             ):
                 break
         x[i], y[i] = xi, yi
-    psf_scale = 1.0 + psf_jitter * rng.standard_normal() if psf_jitter else 1.0
-    psfs = [get_psf(b).scaled(psf_scale) for b in bands]
-    model = paint_objects(shape, bands, comp, x, y, psfs=psfs) + light
+    if version == "2.0":
+        images, psf_scale, extra_rows, extra_meta = _observe_v2(
+            rng, shape, bands, comp, x, y, light, density, tab, gap,
+            distance=distance, params=p, conditions=conditions, psfs=psfs,
+            randomise=randomise,
+        )
+    else:
+        psf_scale = 1.0 + psf_jitter * rng.standard_normal() if psf_jitter else 1.0
+        psfs = [get_psf(b).scaled(psf_scale) for b in bands]
+        model = paint_objects(shape, bands, comp, x, y, psfs=psfs) + light
+        images = {}
+        for j, b in enumerate(bands):
+            var = conditions.variance(b, model[j])
+            img = (model[j] + rng.standard_normal(shape) * np.sqrt(var)).astype(
+                np.float32
+            )
+            img[gap] = np.nan
+            images[b] = img
+        extra_rows, extra_meta = None, {}
     wcs = make_wcs(shape, ra=ra, dec=dec)
-    images = {}
-    for j, b in enumerate(bands):
-        var = conditions.variance(b, model[j])
-        img = (model[j] + rng.standard_normal(shape) * np.sqrt(var)).astype(np.float32)
-        img[gap] = np.nan
-        images[b] = img
     bimg = BandImages(images, wcs=wcs, unit=u.electron / u.s)
     for b in bands:
         bimg[b].meta.update(
@@ -293,7 +325,7 @@ def simulate_field(
                 "FILTER": b,
                 "EXPTIME": conditions.t(b),
                 "BUNIT": "ELECTRONS/S",
-                "SIMVERS": _version(),
+                "SIMVERS": version,
                 "PSFSCALE": psf_scale,
             }
         )
@@ -304,6 +336,8 @@ def simulate_field(
     truth["sky_centroid"] = SkyCoord.from_pixel(x, y, wcs, origin=0)
     for k, v in tab.items():
         truth[k] = v
+    if extra_rows is not None:
+        truth = _append_field_stars(truth, extra_rows, wcs, bands)
     truth["distance"].unit = u.Mpc
     truth["reff_pc"].unit = u.pc
     truth["age"].unit = u.yr
@@ -312,14 +346,140 @@ def simulate_field(
         truth[f"flux_{b}"].unit = u.electron / u.s
     truth.meta.update(
         get_meta(
-            simulator_version=_version(),
+            simulator_version=version,
             psf_scale=psf_scale,
             background=background,
             distance=distance,
+            **extra_meta,
         )
     )
     return bimg, truth
 
 
-def _version():
-    return SIMULATOR_VERSION
+def _observe_v2(rng, shape, bands, comp, x, y, light, density, tab, gap, *,
+                distance, params, conditions, psfs, randomise):
+    """Simulator v2's field: environment, dust, set-up, noise, artefacts."""
+    R, setup = field_setup(rng, bands, randomise)
+    scale = setup["psf_scale"] * setup["psf_band"]
+    psf_list = [
+        _psf_for(psfs, b, b, j).scaled(round(float(scale[j]), 2))
+        for j, b in enumerate(bands)
+    ]
+    model = paint_objects(shape, bands, comp, x, y, psfs=psf_list)
+    envc, tx, ty, ebv, counts = field_environment(
+        rng, shape, bands, distance, light, density, R, setup
+    )
+    # field stars and HII regions, in small stamps (they are compact)
+    ntile = tx.size
+    ex = tx[envc.obj] + envc.dx
+    ey = ty[envc.obj] + envc.dy
+    inside = (ex > -5) & (ex < shape[1] + 5) & (ey > -5) & (ey < shape[0] + 5)
+    one = Components(
+        obj=np.arange(inside.sum()),
+        kind=envc.kind[inside],
+        dx=np.zeros(inside.sum()),
+        dy=np.zeros(inside.sum()),
+        size=envc.size[inside],
+        q=envc.q[inside],
+        theta=envc.theta[inside],
+        beta_idx=envc.beta_idx[inside],
+        flux=envc.flux[inside],
+    )
+    # stars in small stamps; HII regions (up to ~14 px sigma) in big ones
+    pts = one.kind == KIND_POINT
+    for sel, stamp in ((pts, 41), (~pts, 127)):
+        if sel.any():
+            model += paint_objects(
+                shape,
+                bands,
+                one.subset(sel),
+                ex[inside][sel],
+                ey[inside][sel],
+                psfs=psf_list,
+                stamp=stamp,
+            )
+    model += light
+    attenuate(model, bands, ebv)
+    model *= (10 ** (-0.4 * setup["zp"]))[:, None, None]
+    images, art = observe(rng, model, bands, conditions, setup, R, gap)
+    # the objects' dust-lane reddening, the set-up, per object
+    iy = np.clip(np.rint(y).astype(int), 0, shape[0] - 1)
+    ix = np.clip(np.rint(x).astype(int), 0, shape[1] - 1)
+    tab["dust_lane_ebv"] = ebv[iy, ix]
+    # bright field stars become class-4 rows of the truth
+    vcol = list(bands).index("F555W") if "F555W" in bands else len(bands) // 2
+    zpv = float(mag_to_flux(0.0, bands[vcol]))
+    dm = 5 * np.log10(float(distance) * 1e5)
+    with np.errstate(divide="ignore"):
+        mv = -2.5 * np.log10(np.maximum(one.flux[:, vcol], 1e-30) / zpv) - dm
+    is_star = one.kind == KIND_POINT
+    bright = is_star & (mv < -6.0)
+    bx, by = ex[inside][bright], ey[inside][bright]
+    ok = (
+        (bx >= 0) & (bx <= shape[1] - 1) & (by >= 0) & (by <= shape[0] - 1)
+    )
+    ok[ok] &= ~gap[np.rint(by[ok]).astype(int), np.rint(bx[ok]).astype(int)]
+    rows = {
+        "x": bx[ok],
+        "y": by[ok],
+        "flux": one.flux[bright][ok],
+        "mv": mv[bright][ok],
+        "dust_lane_ebv": ebv[np.rint(by[ok]).astype(int), np.rint(bx[ok]).astype(int)],
+        "distance": float(distance),
+    }
+    images = {b: images[j] for j, b in enumerate(bands)}
+    n = len(tab["cluster_class"])
+    for key, val in (
+        ("psf_scale", setup["psf_scale"]),
+        ("noise_corr", setup["noise_corr"]),
+        ("exposure_set", setup["exposure_set"]),
+        ("depth_scale", setup["depth_scale"] * conditions.depth_scale),
+        ("sfr_density", setup["sfr"]),
+    ):
+        tab[key] = np.full(n, val)
+    for j, b in enumerate(bands):
+        tab[f"psf_scale_{b}"] = np.full(n, scale[j])
+        tab[f"zp_offset_{b}"] = np.full(n, setup["zp"][j])
+    tab["from_field"] = np.zeros(n, bool)
+    meta = dict(counts, **art, n_tiles=int(ntile))
+    return images, float(setup["psf_scale"]), rows, {"field_v2": meta}
+
+
+def _append_field_stars(truth, rows, wcs, bands):
+    """Class-4 ``field_star`` rows for the bright field stars."""
+    k = rows["x"].size
+    if k == 0:
+        return truth
+    new = QTable()
+    new["id"] = np.arange(1, k + 1) + int(np.max(truth["id"]))
+    new["x_centroid"] = rows["x"]
+    new["y_centroid"] = rows["y"]
+    new["sky_centroid"] = SkyCoord.from_pixel(rows["x"], rows["y"], wcs, origin=0)
+    for name in truth.colnames:
+        if name in new.colnames:
+            continue
+        col = truth[name]
+        if col.dtype.kind in "U":
+            new[name] = np.full(k, "", dtype=col.dtype)
+        elif col.dtype.kind == "b":
+            new[name] = np.zeros(k, bool)
+        elif col.dtype.kind in "iu":
+            new[name] = np.zeros(k, col.dtype)
+        else:
+            new[name] = np.full(k, np.nan)
+    new["cluster_class"] = 4
+    new["subtype"] = "field_star"
+    new["from_field"] = True
+    new["distance"] = rows["distance"]
+    new["abs_mag_v"] = rows["mv"]
+    new["n_peaks"] = 1
+    new["n_stars"] = 1
+    new["dust_lane_ebv"] = rows["dust_lane_ebv"]
+    for key in truth.colnames:
+        if key.startswith(("psf_scale", "zp_offset_", "noise_corr", "exposure_set",
+                           "depth_scale", "sfr_density")):
+            new[key] = truth[key][0]
+    for j, b in enumerate(bands):
+        new[f"flux_{b}"] = rows["flux"][:, j]
+        new[f"mag_{b}"] = flux_to_mag(rows["flux"][:, j], b)
+    return vstack([truth, new], metadata_conflicts="silent")

@@ -2,10 +2,13 @@
 """
 Gallery of simulated cutouts, one PNG per class (needs matplotlib).
 
-Run ``python -m astro_clustercls.simulation.gallery [--out docs/_static/simulation]``:
-writes ``class1.png`` ... ``class4.png`` (12 LEGUS-selected candidates each,
-colour composites of F814W / F555W / F336W+F438W with an asinh stretch, and
-the F555W image below each) and ``field.png`` (a simulated field in F555W).
+Run ``python -m astro_clustercls.simulation.gallery [--out docs/_static/simulation]
+[--simulator v1|v2]``: writes ``class1.png`` ... ``class4.png`` (12
+LEGUS-selected candidates each, colour composites of F814W / F555W /
+F336W+F438W with an asinh stretch, and the F555W image below each) and
+``field.png`` (a simulated field in F555W); with ``--simulator v2`` the files
+are ``v2_class1.png`` ... ``v2_class4.png`` and ``v2_field.png`` (the field in
+F555W and in colour).
 """
 
 import argparse
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._constants import CLASS_NAMES
+from ._version import resolve_version
 from .field import simulate_field
 from .training_set import make_training_set
 
@@ -33,19 +37,43 @@ def _rgb(cut, bands):
     return np.clip(np.arcsinh(stack / (0.05 * peak)) / np.arcsinh(1 / 0.05), 0, 1)
 
 
-def make_gallery(out_dir, *, n=12, size=31, seed=5, distance=(4.0, 12.0)):
-    """Write one PNG per class (and a field) to ``out_dir``; return the paths."""
+def _rgb_field(images):
+    """Colour composite of a whole field (asinh, F814W / F555W / F336W+F438W)."""
+    r = np.nan_to_num(images["F814W"].data)
+    g = np.nan_to_num(images["F555W"].data)
+    b = 0.5 * np.nan_to_num(images["F336W"].data + images["F438W"].data)
+    stack = np.stack([r, g, b], -1)
+    scale = np.nanpercentile(g, 99.5) or 1.0
+    return np.clip(np.arcsinh(stack / (0.05 * scale)) / np.arcsinh(1 / 0.05), 0, 1)
+
+
+def make_gallery(
+    out_dir, *, n=12, size=31, seed=5, distance=(4.0, 12.0), simulator=None
+):
+    """Write one PNG per class (and a field) to ``out_dir``; return the paths.
+
+    ``simulator`` ('v1' or 'v2', default v1) picks the simulator; v2's files
+    are prefixed ``v2_``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    version = resolve_version(simulator)
+    prefix = "v2_" if version == "2.0" else ""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for c in (1, 2, 3, 4):
         ts = make_training_set(
-            n, size, seed=seed + c, classes=[c], select=True, distance=distance
+            n,
+            size,
+            seed=seed + c,
+            classes=[c],
+            select=True,
+            distance=distance,
+            simulator=version,
         )
         fig, axes = plt.subplots(4, n // 2, figsize=(1.5 * (n // 2), 6.3))
         for k in range(n):
@@ -72,20 +100,28 @@ def make_gallery(out_dir, *, n=12, size=31, seed=5, distance=(4.0, 12.0)):
             ax.set_xticks([])
             ax.set_yticks([])
         fig.suptitle(
-            f"Simulated class {c}: {CLASS_NAMES[c - 1]} "
+            f"Simulated (v{version[0]}) class {c}: {CLASS_NAMES[c - 1]} "
             f"({size}x{size} px; RGB = F814W/F555W/F336W+F438W, then F555W)",
             fontsize=9,
         )
         fig.tight_layout()
-        path = out_dir / f"class{c}.png"
+        path = out_dir / f"{prefix}class{c}.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
         paths.append(path)
     images, truth = simulate_field(
-        seed=seed, n_objects=120, shape=(400, 400), distance=8.0
+        seed=seed, n_objects=120, shape=(400, 400), distance=8.0, simulator=version
     )
     v = images["F555W"].data
-    fig, ax = plt.subplots(figsize=(6, 6))
+    if version == "2.0":
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 6))
+        ax2.imshow(_rgb_field(images), origin="lower")
+        ax2.set_title("The same field in colour (F814W/F555W/F336W+F438W)", fontsize=9)
+        ax2.set_xticks([])
+        ax2.set_yticks([])
+        truth = truth[~np.asarray(truth["from_field"], bool)]
+    else:
+        fig, ax = plt.subplots(figsize=(6, 6))
     ax.imshow(
         np.arcsinh(v / 0.02),
         origin="lower",
@@ -107,10 +143,12 @@ def make_gallery(out_dir, *, n=12, size=31, seed=5, distance=(4.0, 12.0)):
         )
     ax.legend(fontsize=7, loc="upper right")
     ax.set_title(
-        'Simulated F555W field, 8 Mpc, 400x400 px (16"), chip gap in NaN', fontsize=9
+        f'Simulated (v{version[0]}) F555W field, 8 Mpc, 400x400 px (16"), '
+        "chip gap in NaN",
+        fontsize=9,
     )
     fig.tight_layout()
-    path = out_dir / "field.png"
+    path = out_dir / f"{prefix}field.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
     paths.append(path)
@@ -124,8 +162,9 @@ def main(argv=None):
     )
     parser.add_argument("--out", default="docs/_static/simulation")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--simulator", default="v1", help="v1 (default) or v2")
     args = parser.parse_args(argv)
-    for p in make_gallery(args.out, seed=args.seed):
+    for p in make_gallery(args.out, seed=args.seed, simulator=args.simulator):
         print(p)
     return 0
 

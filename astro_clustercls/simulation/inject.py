@@ -20,10 +20,10 @@ from ..data.images import BandImages
 from ..utils._meta import get_meta
 from ..utils._parameters import validate_positive_int
 from ..utils.exceptions import ClusterClsWarning
-from ._version import SIMULATOR_VERSION
+from ._version import resolve_version
 from .field import paint_objects
 from .observing import DEFAULT_CONDITIONS
-from .populations import DEFAULT_PARAMETERS, draw_population
+from .populations import draw_population, parameters_for
 from .psf import get_psf
 
 __all__ = ["inject"]
@@ -43,6 +43,8 @@ def inject(
     add_noise=True,
     border=16,
     min_separation=6.0,
+    class_balance="legus",
+    simulator=None,
 ):
     """
     Add ``n`` simulated objects to ``images``; return new images and the truth.
@@ -54,8 +56,14 @@ def inject(
         electron/s, with a warning). They are not modified.
     n : int, optional
         Number of objects (ignored when ``positions`` is given).
-    classes : sequence of int, optional
-        Classes to draw from (default all four).
+    classes : sequence of int or ndarray, optional
+        Classes to draw from (default all four); or, as an ndarray of ``n``
+        ints, the class of each object (as `draw_population` takes it).
+    class_balance : {'legus', 'equal'}, optional
+        ``'legus'`` (default): classes drawn with the LEGUS-like fractions of
+        ``params``; ``'equal'``: as many objects of each class (to within
+        one), in random order, e.g. to fine-tune or to measure per-class
+        recall.
     seed : int or `numpy.random.Generator`, optional
     distance : float, optional
         Distance of the galaxy, Mpc (default 10).
@@ -71,6 +79,11 @@ def inject(
         light (default LEGUS-like).
     add_noise : bool, optional
         Add the Poisson noise of the injected light (default True).
+
+    simulator : {'v1', 'v2'} or None, optional
+        Simulator version of the objects (None: that of ``params``, else
+        v1); v2 objects have their young stars drawn one by one (see
+        `make_training_set`). The user's images bring the neighbourhood.
 
     Returns
     -------
@@ -129,11 +142,18 @@ def inject(
     else:
         xy = np.asarray(positions, float).reshape(-1, 2)
         n = xy.shape[0]
-    p = params or DEFAULT_PARAMETERS
-    if classes is not None:
-        cl = [int(c) for c in np.atleast_1d(classes)]
+    version = resolve_version(simulator, params)
+    p = params or parameters_for(version)
+    if class_balance not in ("legus", "equal"):
+        raise ValueError(f"'class_balance' must be 'legus' or 'equal', got "
+                         f"{class_balance!r}")
+    if isinstance(classes, np.ndarray) and classes.ndim == 1 and classes.size == n:
+        cl = classes.astype(np.int64)  # one class per object
     else:
-        cl = [1, 2, 3, 4]
+        cl = [1, 2, 3, 4] if classes is None else [int(c) for c in
+                                                    np.atleast_1d(classes)]
+        if class_balance == "equal":
+            cl = rng.permutation(np.resize(np.asarray(cl, dtype=np.int64), n))
     # chip-edge objects need a real edge: not injected
     sub = dict(p.class4_subtypes)
     sub.pop("edge", None)
@@ -177,5 +197,5 @@ def inject(
         )
     for k, v in tab.items():
         truth[k] = v
-    truth.meta.update(get_meta(simulator_version=SIMULATOR_VERSION, injected=True))
+    truth.meta.update(get_meta(simulator_version=version, injected=True))
     return out, truth

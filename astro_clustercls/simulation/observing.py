@@ -15,7 +15,14 @@ import numpy as np
 
 from .photometry import mag_to_flux
 
-__all__ = ["ObservingConditions", "DEFAULT_CONDITIONS", "surface_brightness_to_rate"]
+__all__ = [
+    "ObservingConditions",
+    "DEFAULT_CONDITIONS",
+    "surface_brightness_to_rate",
+    "PHANGS_EXPTIME",
+    "correlated_noise",
+    "noise_correlation",
+]
 
 #: LEGUS-like exposure times (s) per band.
 DEFAULT_EXPTIME = {
@@ -110,3 +117,88 @@ def surface_brightness_to_rate(mu, band, pixel_scale=0.03962):
     0.133
     """
     return mag_to_flux(np.asarray(mu, float), band) * pixel_scale**2
+
+
+#: PHANGS-HST-like exposure times (s) per band (Lee et al. 2022: ~2200 s in
+#: F275W, ~1100 s in F336W and F438W, ~700 s in F555W/F606W and F814W).
+PHANGS_EXPTIME = {
+    "F275W": 2200.0,
+    "F336W": 1100.0,
+    "F435W": 1100.0,
+    "F438W": 1100.0,
+    "F555W": 700.0,
+    "F606W": 700.0,
+    "F814W": 700.0,
+}
+
+
+def _kernel_weight(rho):
+    """Side weight ``a`` of the 1D kernel [a, 1, a] whose lag-1 correlation is rho."""
+    rho = np.asarray(rho, float)
+    if np.any((rho < 0) | (rho > 0.7)):
+        raise ValueError("'rho' must be in [0, 0.7]")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(rho > 1e-9, (1 - np.sqrt(1 - 2 * rho**2)) / (2 * rho), 0.0)
+    return a
+
+
+def correlated_noise(shape, rho, rng, *, dtype=np.float32):
+    """
+    Unit-variance Gaussian noise with drizzle-like correlation between pixels.
+
+    White noise is convolved with the separable 3x3 kernel ``[a, 1, a]`` x
+    ``[a, 1, a]``, normalised so that each pixel keeps unit variance; ``a`` is
+    chosen so that neighbouring pixels (along x or y) have correlation
+    ``rho`` (diagonal neighbours ``rho**2``), as in drizzled HST mosaics.
+
+    Parameters
+    ----------
+    shape : tuple
+        Output shape ``(..., ny, nx)``.
+    rho : float or array-like
+        Lag-1 correlation, 0 (white) to 0.7; an array broadcasts against
+        ``shape[:-2]`` (one value per image).
+    rng : `numpy.random.Generator`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astro_clustercls.simulation.observing import (
+    ...     correlated_noise, noise_correlation)
+    >>> noise = correlated_noise((512, 512), 0.3, np.random.default_rng(0))
+    >>> round(float(noise.std()), 1), round(float(noise_correlation(noise)), 1)
+    (1.0, 0.3)
+    """
+    shape = tuple(int(s) for s in shape)
+    lead = shape[:-2]
+    a = _kernel_weight(rho).astype(dtype)
+    a = np.broadcast_to(a, lead).reshape(lead + (1, 1)) if a.ndim else a
+    w = rng.standard_normal(lead + (shape[-2] + 2, shape[-1] + 2), dtype=dtype)
+    x = np.add(w[..., :, :-2], w[..., :, 2:])
+    x *= a
+    x += w[..., :, 1:-1]
+    del w
+    y = np.add(x[..., :-2, :], x[..., 2:, :])
+    y *= a
+    y += x[..., 1:-1, :]
+    y *= 1 / (1 + 2 * a * a)
+    return y
+
+
+def noise_correlation(image, *, axis="both"):
+    """
+    Measured lag-1 correlation coefficient of the pixels of ``image``.
+
+    Parameters
+    ----------
+    image : ndarray (..., ny, nx)
+        Noise (the mean of each image is removed; NaN are ignored).
+    axis : {'both', 'x', 'y'}, optional
+        Neighbours along x, y or the average of both (default).
+    """
+    img = np.asarray(image, float)
+    img = img - np.nanmean(img, axis=(-2, -1), keepdims=True)
+    var = np.nanmean(img**2)
+    cx = np.nanmean(img[..., :, 1:] * img[..., :, :-1]) / var
+    cy = np.nanmean(img[..., 1:, :] * img[..., :-1, :]) / var
+    return {"x": cx, "y": cy, "both": 0.5 * (cx + cy)}[axis]

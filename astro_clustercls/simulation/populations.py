@@ -30,17 +30,40 @@ supergiant V-I bump near 10 Myr, not precise model colours.
 """
 
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 import numpy as np
 
-from .._constants import PIXEL_SCALE
-from . import _fourier
-from ._render import KIND_EXPDISK, KIND_GAUSS, KIND_MOFFAT, KIND_POINT, Components
-from .photometry import EXTINCTION_COEFFICIENTS, canonical_band, mag_to_flux
+from . import _fourier, _populations_v2
+from ._popcore import (
+    CLASS4_SUBTYPES,
+    LEGUS_DISTANCES,
+    _Builder,
+    _colours_from,  # noqa: F401 (re-exported for the v1 names)
+    _lf_draw,
+    _resolve_distance,
+    _star_colours,
+    pc_per_pixel,
+    ssp_abs_mag_v,
+    ssp_colours,
+)
+from ._render import (  # noqa: F401 (Components: re-exported)
+    KIND_EXPDISK,
+    KIND_GAUSS,
+    KIND_MOFFAT,
+    KIND_POINT,
+    Components,
+)
+from ._version import resolve_version
+from .photometry import mag_to_flux
 
 __all__ = [
     "PopulationParameters",
+    "PopulationParametersV2",
     "DEFAULT_PARAMETERS",
+    "V2_PARAMETERS",
+    "parameters_for",
+    "CLASS4_SUBTYPES_V2",
     "ssp_colours",
     "ssp_abs_mag_v",
     "pc_per_pixel",
@@ -48,153 +71,6 @@ __all__ = [
     "CLASS4_SUBTYPES",
     "LEGUS_DISTANCES",
 ]
-
-# log10(age/yr), U-V, B-V, V-I, NUV-U (F275W-F336W), M_V of a 1e4 Msun SSP
-_SSP = np.array(
-    [
-        [6.0, -1.45, -0.22, -0.20, -0.55, -9.6],
-        [6.5, -1.40, -0.20, -0.12, -0.55, -9.6],
-        [6.7, -1.30, -0.15, 0.00, -0.50, -9.3],
-        [6.9, -1.15, -0.05, 0.45, -0.45, -9.8],
-        [7.0, -1.05, 0.00, 0.60, -0.40, -10.0],
-        [7.2, -0.90, 0.02, 0.55, -0.35, -9.4],
-        [7.5, -0.65, 0.05, 0.45, -0.25, -8.8],
-        [7.8, -0.40, 0.10, 0.40, -0.10, -8.3],
-        [8.0, -0.25, 0.15, 0.40, 0.05, -8.0],
-        [8.5, 0.10, 0.30, 0.55, 0.45, -7.3],
-        [9.0, 0.40, 0.55, 0.80, 1.00, -6.6],
-        [9.5, 0.60, 0.75, 0.95, 1.40, -5.9],
-        [10.0, 0.85, 0.90, 1.15, 1.85, -5.3],
-        [10.2, 0.95, 0.95, 1.20, 2.00, -5.0],
-    ]
-)
-
-#: Distances (Mpc) of the LEGUS fields (Calzetti et al. 2015, table 1; rounded).
-LEGUS_DISTANCES = {
-    "ic4247": 5.11,
-    "ngc3274": 6.55,
-    "ngc3351": 10.0,
-    "ngc3738": 4.9,
-    "ngc4248": 7.8,
-    "ngc4395-s": 4.3,
-    "ngc4395-n": 4.3,
-    "ngc4449": 4.31,
-    "ngc4485": 7.6,
-    "ngc5238": 4.51,
-    "ngc5474": 6.8,
-    "ngc5477": 6.4,
-    "ngc628-e": 9.9,
-    "ngc7793-w": 3.44,
-    "ugc1249": 6.9,
-    "ugc4305": 3.05,
-    "ugc4459": 3.66,
-    "ugc5139": 3.98,
-    "ugc5340": 12.7,
-    "ugc685": 4.37,
-    "ugc695": 10.9,
-    "ugc7408": 6.7,
-    "ugca281": 5.9,
-    "eso486-g021": 9.5,
-    "ic559": 5.3,
-    "ngc1313-e": 4.39,
-    "ngc1313-w": 4.39,
-    "ngc1566": 18.0,
-    "ngc1705": 5.1,
-    "ngc4242": 5.8,
-    "ngc45": 6.61,
-    "ngc6503": 5.27,
-    "ugc7242": 5.42,
-}
-
-#: Subtypes of class 4 and their default fractions.
-CLASS4_SUBTYPES = {
-    "star": 0.24,
-    "pair": 0.24,
-    "triple": 0.08,
-    "galaxy": 0.08,
-    "cosmic_ray": 0.06,
-    "hot_pixel": 0.04,
-    "noise_peak": 0.12,
-    "edge": 0.14,
-}
-
-
-def pc_per_pixel(distance, pixel_scale=PIXEL_SCALE):
-    """
-    Parsecs per pixel at ``distance`` (Mpc).
-
-    Examples
-    --------
-    >>> from astro_clustercls.simulation import pc_per_pixel
-    >>> round(float(pc_per_pixel(10.0, 0.04)), 3)
-    1.939
-    """
-    return np.asarray(distance, float) * 1e6 * np.deg2rad(pixel_scale / 3600.0)
-
-
-def ssp_colours(log_age, bands, *, ebv=0.0):
-    """
-    SSP colours ``m_band - m_F555W`` (Vega) at ``log_age`` with dust ``ebv``.
-
-    Parameters
-    ----------
-    log_age : float or ndarray
-        log10(age / yr), 6-10.2.
-    bands : sequence of str
-        Filter names.
-    ebv : float or ndarray, optional
-        Colour excess E(B-V) (Milky-Way law, R_V = 3.1).
-
-    Returns
-    -------
-    ndarray, shape ``log_age.shape + (len(bands),)``
-
-    Examples
-    --------
-    >>> from astro_clustercls.simulation import ssp_colours
-    >>> young, old = ssp_colours([6.5, 9.5], ['F336W', 'F555W', 'F814W'])
-    >>> bool(young[0] < old[0]), bool(young[2] > old[2])  # U-V bluer, V-I bluer
-    (True, True)
-    """
-    la = np.clip(np.asarray(log_age, float), _SSP[0, 0], _SSP[-1, 0])
-    uv = np.interp(la, _SSP[:, 0], _SSP[:, 1])
-    bv = np.interp(la, _SSP[:, 0], _SSP[:, 2])
-    vi = np.interp(la, _SSP[:, 0], _SSP[:, 3])
-    nuvu = np.interp(la, _SSP[:, 0], _SSP[:, 4])
-    return _colours_from(uv, bv, vi, nuvu, bands, ebv)
-
-
-def _colours_from(uv, bv, vi, nuvu, bands, ebv):
-    ebv = np.asarray(ebv, float)
-    av = EXTINCTION_COEFFICIENTS["F555W"]
-    cols = []
-    for band in bands:
-        filt = canonical_band(band).split("/")[1]
-        if filt == "F275W":
-            c = nuvu + uv
-        elif filt == "F336W":
-            c = uv
-        elif filt in ("F435W", "F438W"):
-            c = bv
-        elif filt == "F555W":
-            c = np.zeros_like(uv)
-        elif filt == "F606W":
-            c = -0.30 * vi
-        elif filt == "F814W":
-            c = -vi
-        else:  # pragma: no cover - canonical_band rejects others
-            raise ValueError(band)
-        cols.append(c + (EXTINCTION_COEFFICIENTS[filt] - av) * ebv)
-    return np.stack(np.broadcast_arrays(*cols), axis=-1)
-
-
-def ssp_abs_mag_v(log_age, mass):
-    """Absolute V magnitude of an SSP of ``mass`` (Msun) at ``log_age``."""
-    la = np.clip(np.asarray(log_age, float), _SSP[0, 0], _SSP[-1, 0])
-    return np.interp(la, _SSP[:, 0], _SSP[:, 5]) - 2.5 * np.log10(
-        np.asarray(mass) / 1e4
-    )
-
 
 @dataclass
 class PopulationParameters:
@@ -233,153 +109,135 @@ class PopulationParameters:
     red_star_fraction: float = 0.12
     galaxy_mag_range: tuple = (21.0, 24.0)
 
+    #: Simulator version whose objects these parameters describe.
+    version: ClassVar[str] = "1.0"
+
     def copy(self, **changes):
         """A copy with some parameters changed."""
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         kw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in kw.items()}
         kw.update(changes)
-        return PopulationParameters(**kw)
+        return type(self)(**kw)
 
 
 DEFAULT_PARAMETERS = PopulationParameters()
 
-
-def _lf_draw(rng, n, bright, faint, slope):
-    """Absolute magnitudes from dN/dL ~ L^-slope between ``faint`` and ``bright``."""
-    lmin, lmax = 1.0, 10 ** (-0.4 * (bright - faint))
-    u = rng.random(n)
-    if abs(slope - 1.0) < 1e-9:
-        lum = lmin * (lmax / lmin) ** u
-    else:
-        e = 1.0 - slope
-        lum = (lmin**e + u * (lmax**e - lmin**e)) ** (1.0 / e)
-    return faint - 2.5 * np.log10(lum)
-
-
-def _star_colours(rng, n, bands, red_fraction, ebv):
-    """Colours of luminous single stars: blue supergiants or red supergiants."""
-    red = rng.random(n) < red_fraction
-    uv = np.where(red, rng.uniform(1.0, 2.2, n), rng.uniform(-1.5, -0.8, n))
-    bv = np.where(red, rng.uniform(1.2, 1.8, n), rng.uniform(-0.25, 0.1, n))
-    vi = np.where(red, rng.uniform(1.4, 2.3, n), rng.uniform(-0.1, 0.5, n))
-    nuvu = np.where(red, rng.uniform(1.5, 3.0, n), rng.uniform(-0.6, -0.2, n))
-    return _colours_from(uv, bv, vi, nuvu, bands, ebv), red
+#: Subtypes of class 4 in simulator v2 and their default fractions.
+CLASS4_SUBTYPES_V2 = {
+    "star": 0.09,
+    "pair": 0.08,
+    "triple": 0.03,
+    "blend": 0.12,
+    "galaxy": 0.006,
+    "cosmic_ray": 0.05,
+    "hot_pixel": 0.03,
+    "fluff": 0.15,
+    "faint": 0.2,
+    "edge": 0.234,
+}
 
 
-class _Builder:
-    """Accumulates light components for many objects."""
+@dataclass
+class PopulationParametersV2(PopulationParameters):
+    """
+    Per-class parameter distributions of simulator v2 (`V2_PARAMETERS`).
 
-    def __init__(self, n_bands):
-        self.n_bands = n_bands
-        self.cols = {
-            k: []
-            for k in (
-                "obj",
-                "kind",
-                "dx",
-                "dy",
-                "size",
-                "q",
-                "theta",
-                "beta_idx",
-                "flux",
-                "ref",
-            )
+    Besides `PopulationParameters`' knobs (with broader ages and dust):
+    metallicity (log Z/Zsun, normal mean and sigma, clipped to -1..0.3);
+    ``nebular`` emission of the youngest clusters and associations (U-V and
+    V-I shifts at log age 6, fading out by the given log age);
+    the recipes per class (``class1_kinds``, ``class2_kinds``,
+    ``class4_subtypes``, fractions); star-by-star sampling of young
+    populations (``imf_slope``, populations younger than
+    ``stars_max_log_age`` get stars down to apparent V ``star_limit_mag``,
+    at most ``resolved_stars[class]`` on average, their mean light at most
+    ``resolved_light_max`` of the population's in any band and the smooth
+    remainder's colours within ``smooth_colour_tolerance`` mag of the SSP's);
+    ``class1_symmetry`` (largest V-light fraction of an off-centre star, px
+    allowed between the stars' light centroid and the profile's);
+    associations (``assoc_size_pc`` diameter range, log-uniform;
+    ``assoc_stars`` range of the mean number of drawn stars;
+    ``assoc_subgroups``; ``assoc_core_probability`` of 1-2 compact cores);
+    ``lumpy_stars`` (mean number of drawn stars of class-2 ``lumpy`` clusters);
+    single stars (``star_phases``: probabilities of main sequence, blue,
+    yellow, red supergiant; ``star_mv_range``), members of pairs, triples
+    and blends (``blend_phases``: neighbours in a young region, so red
+    supergiants are common); impostor ranges
+    (``fluff_mv_range``; ``faint_mag_range``, apparent V of objects too
+    faint to classify; ``galaxy_blue_fraction``).
+    """
+
+    mv_range: tuple = (-4.5, -12.5)
+    age: dict = field(
+        default_factory=lambda: {
+            1: (7.5, 0.8),
+            2: (7.0, 0.9),
+            3: (6.65, 0.55),
+            4: (7.0, 0.6),
         }
-        self.arts = {
-            k: [] for k in ("art_obj", "art_band", "art_dx", "art_dy", "art_flux")
+    )
+    ebv: dict = field(default_factory=lambda: {1: 0.3, 2: 0.25, 3: 0.18, 4: 0.22})
+    reff_pc: dict = field(
+        default_factory=lambda: {1: (1.5, 0.25), 2: (1.7, 0.25), 3: (1.5, 0.2)}
+    )
+    assoc_size_pc: tuple = (10.0, 60.0)
+    class4_subtypes: dict = field(default_factory=lambda: dict(CLASS4_SUBTYPES_V2))
+    star_mv_range: tuple = (-4.5, -9.5)
+    metallicity: tuple = (-0.2, 0.25)
+    nebular: tuple = (-0.4, 0.3, 6.8)
+    class1_kinds: dict = field(
+        default_factory=lambda: {"cluster": 0.88, "with_star": 0.12}
+    )
+    class2_kinds: dict = field(
+        default_factory=lambda: {
+            "elongated": 0.3,
+            "offcentre": 0.2,
+            "lumpy": 0.3,
+            "star_superposed": 0.2,
         }
+    )
+    imf_slope: float = 2.3
+    stars_max_log_age: float = 8.3
+    star_limit_mag: float = 27.5
+    resolved_stars: dict = field(default_factory=lambda: {1: 8, 2: 15, 3: 30, 4: 8})
+    resolved_light_max: float = 0.8
+    smooth_colour_tolerance: float = 0.3
+    class1_symmetry: tuple = (0.12, 0.25)
+    assoc_stars: tuple = (8.0, 30.0)
+    assoc_subgroups: tuple = (1, 3)
+    assoc_core_probability: float = 0.5
+    lumpy_stars: float = 40.0
+    star_phases: tuple = (0.3, 0.62, 0.04, 0.04)
+    blend_phases: tuple = (0.25, 0.38, 0.15, 0.22)
+    galaxy_mag_range: tuple = (22.0, 25.0)
+    galaxy_blue_fraction: float = 0.4
+    fluff_mv_range: tuple = (-4.5, -7.5)
+    faint_mag_range: tuple = (24.0, 26.5)
 
-    def add(
-        self,
-        obj,
-        kind,
-        dx,
-        dy,
-        flux,
-        *,
-        size=1.0,
-        q=1.0,
-        theta=0.0,
-        beta_idx=0,
-        ref=True,
-    ):
-        obj = np.atleast_1d(np.asarray(obj, np.intp))
-        n = obj.size
-        b = lambda v, dt=float: np.broadcast_to(np.asarray(v, dt), (n,)).copy()  # noqa: E731
-        self.cols["obj"].append(obj)
-        self.cols["kind"].append(b(kind, np.intp))
-        self.cols["dx"].append(b(dx))
-        self.cols["dy"].append(b(dy))
-        self.cols["size"].append(np.maximum(b(size), 1e-3))
-        self.cols["q"].append(b(q))
-        self.cols["theta"].append(b(theta))
-        self.cols["beta_idx"].append(b(beta_idx, np.intp))
-        self.cols["flux"].append(np.broadcast_to(flux, (n, self.n_bands)).astype(float))
-        self.cols["ref"].append(b(ref, bool))
-
-    def add_artifact(self, obj, band, dx, dy, flux):
-        obj = np.atleast_1d(np.asarray(obj, np.intp))
-        n = obj.size
-        self.arts["art_obj"].append(obj)
-        self.arts["art_band"].append(np.broadcast_to(band, (n,)).astype(np.intp))
-        self.arts["art_dx"].append(np.broadcast_to(dx, (n,)).astype(np.intp))
-        self.arts["art_dy"].append(np.broadcast_to(dy, (n,)).astype(np.intp))
-        self.arts["art_flux"].append(np.broadcast_to(flux, (n,)).astype(float))
-
-    def build(self):
-        cat = {}
-        ref = self.cols.pop("ref")
-        ref = np.concatenate(ref) if ref else np.zeros(0, bool)
-        for k, v in self.cols.items():
-            if v:
-                cat[k] = np.concatenate(v)
-            else:
-                cat[k] = np.zeros(
-                    (0, self.n_bands) if k == "flux" else 0,
-                    float
-                    if k in ("dx", "dy", "size", "q", "theta", "flux")
-                    else np.intp,
-                )
-        for k, v in self.arts.items():
-            cat[k] = (
-                np.concatenate(v)
-                if v
-                else np.zeros(0, float if k == "art_flux" else np.intp)
-            )
-        order = np.argsort(cat["obj"], kind="stable")
-        comp = Components(**cat)
-        comp = Components.concatenate([comp])
-        return comp, ref[order]
+    version: ClassVar[str] = "2.0"
 
 
-def _resolve_distance(distance, n, rng):
-    """Per-object distances (Mpc) and field names from the ``distance`` argument."""
-    if isinstance(distance, str):
-        if distance.lower() != "legus":
-            raise ValueError(
-                f"'distance' must be a number, a (min, max) pair, an "
-                f"array or 'legus', got {distance!r}"
-            )
-        names = np.array(sorted(LEGUS_DISTANCES))
-        pick = rng.integers(0, names.size, n)
-        return np.array([LEGUS_DISTANCES[k] for k in names])[pick], names[pick]
-    arr = np.asarray(distance, float)
-    if arr.ndim == 0:
-        d = np.full(n, float(arr))
-    elif arr.shape == (2,) and n != 2:
-        lo, hi = sorted(arr)
-        d = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
-    elif arr.shape == (n,):
-        d = arr.copy()
-    else:
-        raise ValueError(
-            f"'distance' must be a number, a (min, max) pair or one value "
-            f"per object, got shape {arr.shape}"
-        )
-    if not np.all(d > 0):
-        raise ValueError("'distance' must be > 0 Mpc")
-    return d, np.full(n, "", dtype="<U1")
+#: The calibrated distributions of simulator v2.
+V2_PARAMETERS = PopulationParametersV2()
+
+
+def parameters_for(simulator):
+    """
+    The default `PopulationParameters` of a simulator version.
+
+    Parameters
+    ----------
+    simulator : str or None
+        ``'v1'``, ``'1.0'``, ``'v2'`` or ``'2.0'`` (None: v1, the default).
+
+    Examples
+    --------
+    >>> from astro_clustercls.simulation import parameters_for
+    >>> parameters_for('v2').version
+    '2.0'
+    """
+    return V2_PARAMETERS if resolve_version(simulator) == "2.0" else DEFAULT_PARAMETERS
+
 
 
 def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
@@ -427,6 +285,10 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
     [1, 3]
     """
     p = params or DEFAULT_PARAMETERS
+    if p.version == "2.0":
+        return _populations_v2.draw_population_v2(
+            n, rng=rng, bands=bands, distance=distance, classes=classes, params=p
+        )
     bands = list(bands)
     nb = len(bands)
     n = int(n)

@@ -20,7 +20,12 @@ from ..utils._meta import get_meta
 from ..utils._parameters import validate_positive_int
 from . import _fourier
 from ._render import KIND_GAUSS, Components, StampRenderer
-from ._version import SIMULATOR_VERSION
+from ._training_v2 import (
+    DOMAIN_RANDOMISATION,
+    fix_substitute_zeropoints,
+    make_stamps_v2,
+)
+from ._version import resolve_version
 from .label_noise import apply_label_noise
 from .measure import legus_selection, quick_measure
 from .observing import (
@@ -29,10 +34,19 @@ from .observing import (
     surface_brightness_to_rate,
 )
 from .photometry import mag_to_flux
-from .populations import DEFAULT_PARAMETERS, draw_population, ssp_colours
+from .populations import (
+    draw_population,
+    parameters_for,
+    ssp_colours,
+)
 from .psf import get_psf
 
-__all__ = ["TrainingSet", "make_training_set", "HELD_OUT_GALAXY"]
+__all__ = [
+    "TrainingSet",
+    "make_training_set",
+    "HELD_OUT_GALAXY",
+    "DOMAIN_RANDOMISATION",
+]
 
 #: How the held-out galaxy differs (cf. NGC 1559: ~19 Mpc, bright, dusty disk).
 #: Ranges of the observing conditions drawn with ``vary_conditions=True``:
@@ -253,6 +267,9 @@ def make_training_set(
     select=False,
     chunk=4096,
     vary_conditions=False,
+    simulator=None,
+    psfs=None,
+    randomise=True,
 ):
     """
     Make ``n`` labelled multi-band cutouts of simulated cluster candidates.
@@ -277,8 +294,8 @@ def make_training_set(
     label_noise : None, 'single_expert', 'consensus' or (4, 4) array, optional
         Relabel as human experts would (`apply_label_noise`).
     distance : float, (min, max), 'legus' or None, optional
-        Distance in Mpc (default: log-uniform 4-23 Mpc, the PHANGS range; 19
-        Mpc when ``held_out``).
+        Distance in Mpc (default: log-uniform 4-23 Mpc, the PHANGS range, for
+        v1 and 3-25 Mpc for v2; 19 Mpc when ``held_out``).
     params : PopulationParameters, optional
         Per-class distributions (default: the calibrated ones).
     conditions : ObservingConditions, optional
@@ -301,7 +318,27 @@ def make_training_set(
         ``VARY_CONDITIONS['depth_scale']``, diffuse-light surface brightness
         and PSF width scale uniform over their ranges (plausible spreads
         between HST fields). Training on such a set teaches a network fields
-        it has not seen. Ignored with ``held_out``. Default False.
+        it has not seen. Ignored with ``held_out`` and by simulator v2
+        (which always varies them, see ``randomise``). Default False.
+    simulator : {'v1', 'v2'} or None, optional
+        Simulator version (also ``'1.0'``, ``'2.0'``). None: the version of
+        ``params`` if given, else v1 (`SIMULATOR_VERSION`, what the bundled
+        networks were trained on). v2 draws young populations star by star,
+        loose associations, crowded neighbourhoods (field stars, HII regions,
+        dust lanes) and randomises the observing set-up per block of objects
+        (see `DOMAIN_RANDOMISATION`), recording every draw in ``table``.
+    psfs : dict or sequence, optional
+        v2 only: the PSF of each band, objects with ``otf(ky, kx,
+        pixel=True)`` and ``scaled(factor)`` (e.g. `MoffatPSF`, or tabulated
+        instrument PSFs): a dict band -> PSF (bands missing from it, e.g. the
+        ACS substitutes F435W/F606W, use `get_psf`) or one PSF per band in
+        ``bands`` order. Default `get_psf` for every band.
+    randomise : bool or dict, optional
+        v2 only: True (default) draws the observing set-up per block within
+        `DOMAIN_RANDOMISATION`; a dict overrides some of those ranges; False
+        fixes one nominal set-up (WFC3 bands, LEGUS exposures, white noise,
+        nominal PSFs and zeropoints, no artefacts) but keeps the crowded
+        neighbourhoods.
 
     Returns
     -------
@@ -322,7 +359,8 @@ def make_training_set(
         raise ValueError(f"'size' must be odd and >= 9, got {size}")
     rng = np.random.default_rng(seed)
     bands = tuple(str(b).upper() for b in bands)
-    p = params or DEFAULT_PARAMETERS
+    version = resolve_version(simulator, params)
+    p = params or parameters_for(version)
     if isinstance(class_balance, str):
         if class_balance == "legus":
             fractions = p.class_fractions
@@ -354,7 +392,15 @@ def make_training_set(
             h["psf_scale"],
         )
     elif distance is None:
-        distance = (4.0, 23.0)
+        distance = (4.0, 23.0) if version == "1.0" else (3.0, 25.0)
+    if version == "2.0":
+        return _make_training_set_v2(
+            n, size, rng, seed=seed, bands=bands, classes=classes, params=p,
+            held_out=held_out, label_noise=label_noise, distance=distance,
+            conditions=conditions, crowding=crowding,
+            position_jitter=position_jitter, select=select, chunk=chunk,
+            psfs=psfs, randomise=randomise,
+        )
     vary = bool(vary_conditions) and not held_out
     if vary:
         chunk = min(chunk, VARY_CONDITIONS_BLOCK)
@@ -430,7 +476,87 @@ def make_training_set(
 
 
 def _version():
-    return SIMULATOR_VERSION
+    return "1.0"
+
+
+def _make_training_set_v2(
+    n, size, rng, *, seed, bands, classes, params, held_out, label_noise,
+    distance, conditions, crowding, position_jitter, select, chunk, psfs,
+    randomise,
+):
+    """The simulator-v2 branch of `make_training_set`."""
+    fixed = None
+    if held_out:
+        h = HELD_OUT_GALAXY
+        # one galaxy, one observation: the set-up is fixed, not randomised
+        fixed = {
+            "psf_scale": h["psf_scale"],
+            "psf_band": 1.0,
+            "background_mu": h["background_mu"],
+            "depth_scale": 1.0,
+            "noise_corr": 0.3,
+            "zp": 0.0,
+            "acs_b": False,
+            "acs_v": False,
+            "exposure_set": "legus",
+        }
+    datas, tabs, got = [], [], 0
+    while got < n:
+        want = min(chunk, n - got)
+        m = want if not select else int(want * 2.5) + 16
+        img, var, tab = make_stamps_v2(
+            m,
+            size,
+            rng,
+            bands=bands,
+            distance=distance,
+            classes=classes,
+            params=params,
+            conditions=conditions,
+            psfs=psfs,
+            randomise=randomise,
+            crowding=crowding,
+            position_jitter=position_jitter,
+            fixed=fixed,
+        )
+        if select:
+            meas = fix_substitute_zeropoints(quick_measure(img, var, bands), tab, bands)
+            keep = legus_selection(meas, tab["distance"], bands)
+            idx = np.flatnonzero(keep)[:want]
+            img = img[idx]
+            tab = {k: v[idx] for k, v in tab.items()}
+        datas.append(img)
+        tabs.append(tab)
+        got += img.shape[0]
+    data = np.concatenate(datas)[:n]
+    cat = {k: np.concatenate([t[k] for t in tabs])[:n] for k in tabs[0]}
+    true = cat["cluster_class"].astype(int)
+    labels = apply_label_noise(true, label_noise, rng=rng)
+    table = QTable(cat)
+    table["label"] = labels
+    meta = get_meta(
+        simulator_version="2.0",
+        seed=None if seed is None else (seed if isinstance(seed, int) else "generator"),
+        held_out=bool(held_out),
+        label_noise=(
+            label_noise
+            if label_noise is None or isinstance(label_noise, str)
+            else "matrix"
+        ),
+        bands=list(bands),
+        size=size,
+        randomise=randomise if isinstance(randomise, bool) else dict(randomise),
+    )
+    table.meta.update(meta)
+    return TrainingSet(
+        data=data,
+        labels=labels,
+        true_labels=true,
+        table=table,
+        bands=bands,
+        size=size,
+        meta=meta,
+    )
 
 
 _ = _fourier  # keep import (the table is built lazily on first use)

@@ -32,8 +32,10 @@ class Conf(_config.ConfigNamespace):
         module=_MODULE,
     )
     progress_bar = _config.ConfigItem(
-        False,
-        "Show tqdm progress bars by default in long operations.",
+        None,
+        "Progress bars (tqdm) of long operations: True, False, or None (default) "
+        "for auto: a bar when standard error is a terminal and the work is long "
+        "(classifying more than a few thousand objects, training, adapting).",
         cfgtype="boolean",
         module=_MODULE,
     )
@@ -41,6 +43,16 @@ class Conf(_config.ConfigNamespace):
         0,
         "Torch intra-op threads on CPU (0: leave torch's default).",
         cfgtype="integer",
+        module=_MODULE,
+    )
+
+    int8_auto = _config.ConfigItem(
+        True,
+        "With precision='auto' on CPUs without native bfloat16, classify with the "
+        "bundled networks' int8 copy (ONNX Runtime, built once and cached) where "
+        "onnxruntime and onnx are installed and it agrees with float32 on >= 99.5 "
+        "% of simulated objects; False keeps float32.",
+        cfgtype="boolean",
         module=_MODULE,
     )
 

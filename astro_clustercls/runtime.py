@@ -12,7 +12,10 @@ all decide through these functions, so they cannot drift apart:
 - `resolve_precision`: ``'auto'`` means bfloat16 on CPUs that compute it in
   hardware (`cpu_has_native_bf16`: AVX512-BF16, AMX or Arm BF16, and oneDNN
   able to use it) and on CUDA GPUs that support it, float16 on older CUDA GPUs
-  with tensor cores (compute capability 7.x), float32 everywhere else.
+  with tensor cores (compute capability 7.x), float32 everywhere else; on
+  CPUs without native bfloat16 the classifier then runs the bundled networks'
+  int8 copy where it can (`~astro_clustercls.ClusterClassifier`,
+  ``conf.int8_auto``).
 - `autocast`: the autocast context of a precision (float32 disables it).
 - Test-time augmentation (`tta_probabilities`): **the class probabilities
   are the mean, over the 8 rotations and flips of the cutout, of
@@ -40,7 +43,7 @@ __all__ = ["DEVICE_CHOICES", "PRECISIONS", "resolve_device", "torch_device",
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:0", "mps")
 
 #: accepted values of ``precision``
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 _PRECISION_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16",
                       "half": "fp16"}
 
@@ -150,9 +153,10 @@ def resolve_precision(precision, device):
 
     Parameters
     ----------
-    precision : {'auto', 'fp32', 'bf16', 'fp16'}
+    precision : {'auto', 'fp32', 'bf16', 'fp16', 'int8'}
         Also the aliases 'float32', 'bfloat16', 'float16', 'half'. ``'auto'``:
-        see the module's docstring.
+        see the module's docstring ('int8', the CPU only, is chosen by the
+        classifier itself where it has an int8 copy of bundled weights).
     device : str or `torch.device`
         A device as `resolve_device` returns it.
 
@@ -168,9 +172,12 @@ def resolve_precision(precision, device):
     name = precision.strip().lower()
     name = _PRECISION_ALIASES.get(name, name)
     name = validate_choice("precision", name, PRECISIONS)
+    device = str(device)
+    if name == "int8" and device.split(":")[0] != "cpu":
+        raise ValueError(f"'precision' 'int8' runs on the CPU only, not on {device!r}; "
+                         "use precision='auto'")
     if name != "auto":
         return name
-    device = str(device)
     kind = device.split(":")[0]
     if kind == "cpu":
         return "bf16" if cpu_has_native_bf16() else "fp32"

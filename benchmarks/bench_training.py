@@ -33,7 +33,7 @@ from astro_clustercls.evaluation.experiments import BUNDLED_RECIPES
 from astro_clustercls.models import build_network
 from astro_clustercls.preprocessing import normalize
 from astro_clustercls.simulation import make_training_set
-from astro_clustercls.training import _amp_dtype
+from astro_clustercls.training.loop import _amp_dtype
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from bench_inference import machine  # noqa: E402

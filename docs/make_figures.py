@@ -33,7 +33,8 @@ OUT = HERE / "_static" / "tutorials"
 
 #: page -> {file the page's code saves: file name in _static/tutorials}
 FIGURES = {
-    "classify_fits.rst": {"gallery.png": "classify_fits_gallery.png"},
+    "classify_fits.rst": {"gallery.png": "classify_fits_gallery.png",
+                          "gallery_truth.png": "classify_fits_gallery_truth.png"},
     "fine_tune.rst": {"confusion.png": "fine_tune_confusion.png",
                       "reliability.png": "fine_tune_reliability.png"},
 }

@@ -5,9 +5,25 @@ nothing heavy, so ``astro-clustercls --help`` answers at once).
 """
 
 __all__ = ["add_classify_arguments", "add_demo_arguments", "add_simulate_arguments",
-           "add_train_arguments", "add_evaluate_arguments",
+           "add_train_arguments", "add_evaluate_arguments", "add_adapt_arguments",
            "add_experiments_arguments", "add_classifier_options",
-           "add_labelled_arguments"]
+           "add_labelled_arguments", "add_band_options"]
+
+
+def add_band_options(parser, *, missing=True):
+    """``--band-map`` (and ``--missing-bands``): the bands feeding the network."""
+    group = parser.add_argument_group("bands")
+    group.add_argument("--band-map", nargs="+", default=None,
+                       metavar="NETWORK_BAND=IMAGE_BAND",
+                       help="substitute bands: which image band feeds a band of the "
+                            "network, e.g. --band-map F438W=F435W F555W=F606W for "
+                            "ACS F435W or WFC3 F606W images; other bands are "
+                            "matched by name")
+    if missing:
+        group.add_argument("--missing-bands", choices=("error", "zero"),
+                           default="error",
+                           help="a band the network needs is missing: error "
+                                "(default) or feed zeros and flag BAND_MISSING")
 
 
 def add_classifier_options(parser, *, with_weights=True, ensemble=False):
@@ -44,7 +60,8 @@ def add_classifier_options(parser, *, with_weights=True, ensemble=False):
                        help="cutouts per forward pass (results do not depend on it)")
     group.add_argument("--tta", action="store_true",
                        help="test-time augmentation over the 8 rotations/flips")
-    group.add_argument("--progress", action="store_true", help="show progress bars")
+    group.add_argument("--progress", action="store_true",
+                       help="show progress bars even when stderr is not a terminal")
 
 
 def add_classify_arguments(parser):
@@ -64,7 +81,11 @@ def add_classify_arguments(parser):
     parser.add_argument("--out", required=True, metavar="FILE",
                         help="output ECSV table (input columns + classes)")
     parser.add_argument("--regions", default=None, metavar="FILE",
-                        help="also write a DS9 region file coloured by class")
+                        help="also write a DS9 region file coloured by class (in "
+                             "sky coordinates when the images have a WCS)")
+    parser.add_argument("--gallery", default=None, metavar="FILE.png",
+                        help="also draw a gallery of cutouts per class (the most "
+                             "probable; flagged ones marked; needs matplotlib)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing output files")
     pos = parser.add_argument_group("positions")
@@ -75,16 +96,18 @@ def add_classify_arguments(parser):
     pos.add_argument("--origin", type=int, choices=(0, 1), default=0,
                      help="0 (default) for 0-based pixel positions, 1 for 1-based")
     add_classifier_options(parser, ensemble=True)
-    parser.add_argument("--missing-bands", choices=("error", "zero"), default="error",
-                        help="a band the network needs is missing: error (default) "
-                             "or feed zeros and flag BAND_MISSING")
+    add_band_options(parser)
     parser.add_argument("--confidence-threshold", type=float, default=None,
                         metavar="P", help="flag LOW_CONFIDENCE below this probability")
 
 
 def add_demo_arguments(parser):
     parser.add_argument("--outdir", default="clustercls-demo", metavar="DIR",
-                        help="output directory (default ./clustercls-demo)")
+                        help="output directory (default ./clustercls-demo); an "
+                             "existing non-empty one needs --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an existing non-empty --outdir, replacing "
+                             "the demo's files there")
     parser.add_argument("--seed", type=int, default=1, help="simulation seed")
     parser.add_argument("--n-objects", type=int, default=150, metavar="N",
                         help="simulated objects (default 150)")
@@ -115,14 +138,17 @@ def add_labelled_arguments(parser):
                              "FILTER keyword)")
     parser.add_argument("--sources", required=True, metavar="TABLE",
                         help="labelled source table (ECSV, FITS, ...)")
-    parser.add_argument("--sources-format", default=None, metavar="FORMAT")
+    parser.add_argument("--sources-format", default=None, metavar="FORMAT",
+                        help="astropy format of --sources if not guessed")
     parser.add_argument("--label-col", default="cluster_class",
                         help="column of the true classes 1-4 (default cluster_class)")
     pos = parser.add_argument_group("positions")
-    pos.add_argument("--xcol", default=None)
-    pos.add_argument("--ycol", default=None)
-    pos.add_argument("--skycol", default=None)
-    pos.add_argument("--origin", type=int, choices=(0, 1), default=0)
+    pos.add_argument("--xcol", default=None, help="x pixel column")
+    pos.add_argument("--ycol", default=None, help="y pixel column")
+    pos.add_argument("--skycol", default=None,
+                     help="SkyCoord column, or RA,DEC column names (degrees)")
+    pos.add_argument("--origin", type=int, choices=(0, 1), default=0,
+                     help="0 (default) for 0-based pixel positions, 1 for 1-based")
 
 
 def add_train_arguments(parser):
@@ -136,26 +162,106 @@ def add_train_arguments(parser):
                        help="start from this checkpoint instead")
     parser.add_argument("--out", required=True, metavar="FILE.safetensors",
                         help="where to write the fine-tuned weights")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default=None, metavar="DIR",
-                        help="checkpoint and per-epoch ECSV log (resumable)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the checkpoint in --workdir")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--progress", action="store_true", help="show progress bars")
-    parser.add_argument("--overwrite", action="store_true")
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=int, default=10, metavar="N",
+                          help="most epochs; training stops earlier when the "
+                               "validation loss has not improved for 5 epochs "
+                               "(default %(default)s)")
+    training.add_argument("--lr", type=float, default=1e-4, metavar="RATE",
+                          help="learning rate of AdamW, decayed to 0 over the "
+                               "epochs (default %(default)g)")
+    training.add_argument("--batch-size", type=int, default=128, metavar="N",
+                          help="cutouts per training step (default %(default)s)")
+    training.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
+                          help="fraction of each class held out to validate and to "
+                               "pick the best epoch (default %(default)s)")
+    training.add_argument("--seed", type=int, default=0,
+                          help="seed of the split, shuffling and augmentation "
+                               "(default %(default)s)")
+    training.add_argument("--workdir", default=None, metavar="DIR",
+                          help="checkpoint and per-epoch ECSV log (resumable)")
+    training.add_argument("--resume", action="store_true",
+                          help="continue from the checkpoint in --workdir")
+    training.add_argument("--device", default=None,
+                          help="cpu, cuda, cuda:N, mps or auto (default: "
+                               "astro_clustercls.conf.device)")
+    parser.add_argument("--progress", action="store_true",
+                        help="show progress bars even when stderr is not a terminal")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file")
 
 
 def add_evaluate_arguments(parser):
     add_labelled_arguments(parser)
     add_classifier_options(parser)
+    add_band_options(parser, missing=False)
     parser.add_argument("--out", default=None, metavar="FILE",
                         help="write the per-class report as ECSV")
     parser.add_argument("--overwrite", action="store_true")
+
+
+def add_adapt_arguments(parser):
+    # defaults as in astro_clustercls.training.adaptation.ADAPT_DEFAULTS (a test
+    # checks they agree): typed here so that building the parser loads no torch
+    parser.add_argument("--images", nargs="+", required=True, metavar="BAND=FILE",
+                        help="one FITS image per band of YOUR field (electron/s), "
+                             "e.g. F275W=f275w_drc.fits ...; or FILE alone to read "
+                             "the band from the FILTER keyword")
+    parser.add_argument("--hdu", default=None,
+                        help="extension holding the image (default: SCI if "
+                             "present, else the first 2D HDU)")
+    parser.add_argument("--out", required=True, metavar="FILE.safetensors",
+                        help="where to write the adapted weights")
+    parser.add_argument("--report", default=None, metavar="FILE.ecsv",
+                        help="per-class recall before and after, as ECSV "
+                             "(default: the --out name with -report.ecsv)")
+    field = parser.add_argument_group("your field")
+    field.add_argument("--distance", type=float, required=True, metavar="MPC",
+                       help="distance of the galaxy in Mpc (sets the size of the "
+                            "injected clusters in pixels)")
+    field.add_argument("--psf-fwhm", nargs="+", default=None, metavar="BAND=ARCSEC",
+                       help="core FWHM of the PSF of each band in arcsec, e.g. "
+                            "F275W=0.09 F814W=0.09 (default: the simulator's "
+                            "drizzled WFC3/UVIS PSFs)")
+    start = parser.add_argument_group("network")
+    start.add_argument("--model", default="resnet18",
+                       help="network: resnet18 (default) or vgg19_bn")
+    which = start.add_mutually_exclusive_group()
+    which.add_argument("--weights", default=None,
+                       help="bundled weights to start from (default: the model's "
+                            "DEFAULT)")
+    which.add_argument("--weights-path", default=None, metavar="FILE",
+                       help="start from this checkpoint instead")
+    add_band_options(parser, missing=False)
+    training = parser.add_argument_group("injection and fine-tuning")
+    training.add_argument("--n-objects", type=int, default=4000, metavar="N",
+                          help="simulated objects to inject, the four classes in "
+                               "equal numbers (default %(default)s)")
+    training.add_argument("--test-fraction", type=float, default=0.25, metavar="F",
+                          help="fraction of them held back to measure the recall "
+                               "before and after, never trained on (default "
+                               "%(default)s)")
+    training.add_argument("--epochs", type=int, default=3, metavar="N",
+                          help="epochs of fine-tuning (default %(default)s)")
+    training.add_argument("--lr", type=float, default=1e-4, metavar="RATE",
+                          help="learning rate (default %(default)g)")
+    training.add_argument("--batch-size", type=int, default=64, metavar="N",
+                          help="cutouts per training step (default %(default)s)")
+    training.add_argument("--seed", type=int, default=0,
+                          help="seed of the injection, split and training "
+                               "(default %(default)s)")
+    training.add_argument("--workdir", default=None, metavar="DIR",
+                          help="keep the injected cutouts, a checkpoint and the "
+                               "per-epoch log here (resumable with --resume)")
+    training.add_argument("--resume", action="store_true",
+                          help="continue an interrupted run from --workdir")
+    training.add_argument("--device", default=None,
+                          help="cpu, cuda, cuda:N, mps or auto (default: "
+                               "astro_clustercls.conf.device)")
+    parser.add_argument("--progress", action="store_true",
+                        help="show progress bars even when stderr is not a terminal")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing --out/--report files")
 
 
 # the experiments' architectures and label sets, as in
@@ -220,3 +326,31 @@ def add_experiments_arguments(parser):
                    help="also fine-tune each network on N objects simulated in the "
                    "held-out field's conditions")
     _add_table_options(o)
+    c = sub.add_parser("cross", help="train on each renderer (the simulator, GalSim), "
+                       "test on both; the bundled networks on both")
+    c.add_argument("--arch", default="resnet18", choices=_ARCHS)
+    c.add_argument("--size", type=int, default=31, help="cutout side (default 31)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--n-train", type=int, default=6000)
+    c.add_argument("--n-val", type=int, default=1000)
+    c.add_argument("--n-test", type=int, default=2000)
+    c.add_argument("--epochs", type=int, default=4)
+    c.add_argument("--bundled", nargs="*", default=["resnet18", "vgg19_bn"],
+                   choices=_ARCHS, help="bundled networks also tested (none: empty)")
+    _add_table_options(c)
+    d = sub.add_parser("ood", help="fit a bundled network's out-of-distribution "
+                       "statistics and measure the flag's rates")
+    d.add_argument("--arch", default="resnet18", choices=_ARCHS)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--n-train", type=int, default=6000,
+                   help="simulated objects for the feature Gaussians (default 6000)")
+    d.add_argument("--n-val", type=int, default=3000,
+                   help="simulated objects for the threshold (default 3000)")
+    d.add_argument("--fpr", type=float, default=0.005,
+                   help="fraction of validation objects flagged (default 0.005)")
+    d.add_argument("--n-components", type=int, default=32)
+    d.add_argument("--n-test", type=int, default=1000,
+                   help="objects per set in the rates table (default 1000)")
+    d.add_argument("--register", action="store_true",
+                   help="store the statistics with the bundled weights")
+    _add_table_options(d)

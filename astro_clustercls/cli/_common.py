@@ -3,6 +3,7 @@
 
 import os
 import re
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -15,11 +16,64 @@ from ..data.flags import FLAGS
 from ..inference.classifier import ClusterClassifier
 from ..io.export import to_regions, write_table
 from ..models import get_model_weights
+from ..utils._progress_bars import stderr_is_terminal
 from ._errors import PROG, CLIError
 
 __all__ = ["PROG", "CLIError", "parse_images", "read_sources", "check_output",
            "parse_hdu", "write_outputs", "skycol", "class_summary",
-           "has_bundled_weights", "make_classifier"]
+           "has_bundled_weights", "make_classifier", "stage", "progress_of",
+           "count", "parse_band_map", "parse_pairs", "renamed_lines"]
+
+
+def count(n):
+    """``12000`` -> ``'12 000'`` (thin groups, as astronomers write numbers)."""
+    return f"{int(n):,}".replace(",", " ")
+
+
+def stage(args, message):
+    """Say on stderr what a long command is doing (not with ``--quiet``)."""
+    if not getattr(args, "quiet", False):
+        print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def progress_of(args):
+    """Progress bars: forced by ``--progress``, off with ``--quiet``, else on a tty."""
+    if getattr(args, "progress", False):
+        return True
+    if getattr(args, "quiet", False):
+        return False
+    return stderr_is_terminal()
+
+
+def parse_pairs(option, values, convert=str):
+    """``['A=x', 'B=y']`` -> ``{'A': convert('x'), ...}`` (errors name ``option``)."""
+    out = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise ValueError(f"{option}: expected KEY=VALUE items, got {item!r}")
+        if key.upper() in {k.upper() for k in out}:
+            raise ValueError(f"{option}: {key!r} given twice")
+        try:
+            out[key] = convert(value)
+        except ValueError:
+            raise ValueError(f"{option}: bad value in {item!r}") from None
+    return out
+
+
+def parse_band_map(values):
+    """``--band-map F438W=F435W ...`` -> ``{'F438W': 'F435W'}`` (None if not given)."""
+    if not values:
+        return None
+    return parse_pairs("--band-map (NETWORK_BAND=IMAGE_BAND)", values)
+
+
+def renamed_lines(result):
+    """Lines saying which input columns were kept under new names."""
+    renamed = result.meta.get("astro_clustercls", {}).get("renamed_columns") or {}
+    return [f"  kept the input column {old!r} as {new!r} (never replaced)"
+            for old, new in renamed.items()]
 
 
 def parse_images(specs):
@@ -45,7 +99,7 @@ def parse_images(specs):
 def read_sources(path, fmt=None):
     path = Path(path)
     if not path.exists():
-        raise OSError(f"sources table not found: {path}")
+        raise FileNotFoundError(f"sources table not found: {path}")
     kwargs = {"format": fmt} if fmt else {}
     if not fmt and path.suffix.lower() == ".csv":
         kwargs["format"] = "ascii.csv"
@@ -66,7 +120,7 @@ def check_output(path, overwrite, option):
     if path.exists() and not overwrite:
         raise OSError(f"{option} {path} already exists; pass --overwrite to replace it")
     if not path.parent.exists():
-        raise OSError(f"{option}: directory {path.parent} does not exist")
+        raise FileNotFoundError(f"{option}: directory {path.parent} does not exist")
     return path
 
 
@@ -86,13 +140,14 @@ def parse_hdu(value):
     return (name.strip(), int(ver))
 
 
-def write_outputs(result, out, regions, overwrite):
+def write_outputs(result, out, regions, overwrite, *, wcs=None):
     """
     Write the table (and the regions) all or nothing.
 
     Both are written under temporary names next to their targets and moved into
     place only once both are complete, so an error or Ctrl-C while writing
-    leaves neither a partial file nor a table without its regions.
+    leaves neither a partial file nor a table without its regions. With
+    ``wcs`` (the images'), the regions are in sky coordinates.
     """
     targets = [p for p in (out, regions) if p is not None]
     tag = f"{os.getpid()}.{time.monotonic_ns()}"
@@ -100,7 +155,7 @@ def write_outputs(result, out, regions, overwrite):
     try:
         write_table(result, temps[0], overwrite=True)
         if regions is not None:
-            to_regions(result, filename=temps[1], overwrite=True)
+            to_regions(result, filename=temps[1], overwrite=True, wcs=wcs)
         for tmp, path in zip(temps, targets, strict=True):
             if path.exists():
                 if not overwrite:
@@ -162,8 +217,13 @@ def make_classifier(args, **extra):
             f"no bundled weights for model {args.model!r} in this installation yet "
             "(astro_clustercls/models/data/ holds none); train them with the training "
             "code, or pass a weights file with --weights-path FILE", status=3)
+    source = (f"weights file {args.weights_path}" if args.weights_path
+              else f"bundled weights {getattr(args, 'weights', None) or 'DEFAULT'}")
+    stage(args, f"loading network {args.model} ({source})...")
+    if getattr(args, "band_map", None) is not None:
+        extra.setdefault("bands", parse_band_map(args.band_map))
     return ClusterClassifier(args.model, weights=getattr(args, "weights", None),
                              weights_path=args.weights_path,
                              weights_sha256=args.weights_sha256, device=args.device,
-                             batch_size=args.batch_size, progress_bar=args.progress,
+                             batch_size=args.batch_size, progress_bar=progress_of(args),
                              tta=args.tta, **extra)

@@ -1,5 +1,5 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""``astro-clustercls demo``: simulate a field, detect, classify, compare with the truth."""
+"""``astro-clustercls demo``: simulate a field, detect, classify, compare with truth."""
 
 import time
 from pathlib import Path
@@ -12,7 +12,7 @@ from ..io.export import to_regions, write_table
 from ..io.visualization import plot_cutout_gallery
 from ..simulation import simulate_field
 from ..utils._optional_deps import HAS_MATPLOTLIB
-from ._common import PROG, CLIError, class_summary, make_classifier
+from ._common import PROG, CLIError, class_summary, count, make_classifier, stage
 
 __all__ = ["run"]
 
@@ -47,11 +47,17 @@ def run(args):
 
     outdir = Path(args.outdir).expanduser()
     if outdir.exists() and not outdir.is_dir():
-        raise OSError(f"--outdir {outdir} exists and is not a directory")
+        raise FileExistsError(f"--outdir {outdir} exists and is not a directory")
+    if outdir.is_dir() and any(outdir.iterdir()) and not args.overwrite:
+        raise FileExistsError(f"--outdir {outdir} exists and is not empty; pass "
+                              "--overwrite to write the demo's files there, or "
+                              "choose another --outdir")
 
     # the classifier first: without weights there is no point simulating
     clf = make_classifier(args)
 
+    stage(args, f"simulating a five-band field of {count(args.n_objects)} objects "
+                f"(seed {args.seed})...")
     t0 = time.perf_counter()
     images, truth = simulate_field(seed=args.seed, n_objects=args.n_objects)
     t_sim = time.perf_counter() - t0
@@ -59,9 +65,11 @@ def run(args):
     if band not in images.bands:
         raise ValueError(f"--detect-band {args.detect_band!r} is not a simulated band "
                          f"{images.bands}")
+    stage(args, f"detecting sources in {band} (photutils DAOStarFinder, 5 sigma)...")
     sources = detect_sources(images[band].data)
     if sources is None or len(sources) == 0:
         raise CLIError("no source detected in the simulated field", status=4)
+    stage(args, f"classifying {count(len(sources))} sources...")
     t1 = time.perf_counter()
     result = clf(sources, images)
     t_cls = time.perf_counter() - t1
@@ -75,12 +83,14 @@ def run(args):
     result["true_class"] = np.ma.MaskedArray(
         np.where(match >= 0, true_cls[np.clip(match, 0, None)], 0), mask=match < 0)
 
+    stage(args, f"writing the table, regions and gallery into {outdir}...")
     outdir.mkdir(parents=True, exist_ok=True)
     table_path = write_table(result, outdir / "out.ecsv", overwrite=True)
     reg_path = outdir / "classes.reg"
-    to_regions(result, filename=reg_path, overwrite=True, use_sky=False)
+    # sky regions (the simulated images have a WCS): DS9 overlays them on any band
+    to_regions(result, filename=reg_path, overwrite=True, wcs=images.wcs)
     written = [str(table_path), str(reg_path)]
-    gallery = _gallery(result, images, clf, outdir / "gallery.png")
+    gallery = _gallery(result, images, outdir / "gallery.png")
     if gallery is not None:
         written.append(str(gallery))
 
@@ -102,7 +112,7 @@ def run(args):
     return 0
 
 
-def _gallery(result, images, clf, path):
+def _gallery(result, images, path):
     """A cutout gallery PNG when matplotlib is installed."""
     if not HAS_MATPLOTLIB:
         print(f"{PROG}: matplotlib is not installed: no gallery")
@@ -112,7 +122,8 @@ def _gallery(result, images, clf, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = plot_cutout_gallery(result, images, size=clf.cutout_size)
+    # the most probable of each predicted class, marked right or wrong
+    fig = plot_cutout_gallery(result, images, truth_col="true_class")
     fig = getattr(fig, "figure", fig)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -7,10 +7,12 @@ from ..io.export import write_table
 from ._common import (
     PROG,
     check_output,
+    count,
     make_classifier,
     parse_images,
     read_sources,
     skycol,
+    stage,
 )
 
 __all__ = ["run"]
@@ -21,6 +23,7 @@ def run(args):
     clf = make_classifier(args)
     images = BandImages.from_files(parse_images(args.images))
     sources = read_sources(args.sources, args.sources_format)
+    stage(args, f"classifying {count(len(sources))} labelled sources...")
     report = evaluate(clf, sources, images, label_col=args.label_col, xcol=args.xcol,
                       ycol=args.ycol, skycol=skycol(args.skycol), origin=args.origin)
     print(f"{PROG}: evaluated {report.meta['n_evaluated']} labelled sources "

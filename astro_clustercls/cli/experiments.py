@@ -6,6 +6,7 @@ the bundled networks (`astro_clustercls.evaluation.experiments`), e.g.::
     astro-clustercls experiments bundled --arch resnet18 --seed 0 --threads 1
     astro-clustercls experiments grid --archs resnet18 --sizes 25 51 --out g.ecsv
     astro-clustercls experiments options --n-test 4000 --adapt 6000 --rst opts.rst
+    astro-clustercls experiments cross --arch resnet18 --rst cross.rst
 """
 
 from dataclasses import replace
@@ -26,6 +27,9 @@ from ..evaluation.experiments import (
     run_grid,
     train_bundled,
 )
+from ..evaluation.ood import fit_ood, ood_rates, ood_to_rst
+from ..evaluation.transfer import cross_renderer, cross_to_rst
+from ..models import get_model, register_ood_statistics
 from ._errors import CLIError
 
 __all__ = ["run"]
@@ -39,6 +43,25 @@ def _finish(table, args, to_rst=None):
     if to_rst is not None and args.rst:
         Path(args.rst).write_text(to_rst(table))
     return 0
+
+
+def _ood(args):
+    """Fit (and register) a bundled network's OOD statistics; its rates table."""
+    net = get_model(args.arch, weights="DEFAULT").eval()
+    stats = fit_ood(net, n_train=args.n_train, n_val=args.n_val, seed=args.seed,
+                    n_components=args.n_components, fpr=args.fpr)
+    table = ood_rates(net, stats, n=args.n_test, seed=args.seed + 1)
+    table.meta.update(arch=args.arch, weights=net.clustercls_meta.get("weights"),
+                      n_train=args.n_train, n_val=args.n_val, fpr=args.fpr,
+                      n_components=args.n_components, seed=args.seed)
+    if args.register:
+        member = str(net.clustercls_meta["weights"]).rpartition(".")[2]
+        info = {k: table.meta[k] for k in ("n_train", "n_val", "fpr", "n_components",
+                                           "seed")}
+        info["rates"] = {str(r["set"]): round(float(r["flagged"]), 4) for r in table}
+        ood = register_ood_statistics(args.arch, member, stats, info)
+        print(f"registered {ood['file']} for {args.arch} {member}", flush=True)
+    return table
 
 
 def run(args):
@@ -63,6 +86,14 @@ def run(args):
         return _finish(compare_options(args.models, n_val=args.n_val,
                                        n_test=args.n_test, n_adapt=args.adapt),
                        args, options_to_rst)
+    if args.experiment == "ood":
+        return _finish(_ood(args), args, ood_to_rst)
+    if args.experiment == "cross":
+        return _finish(cross_renderer(args.arch, size=args.size, seed=args.seed,
+                                      n_train=args.n_train, n_val=args.n_val,
+                                      n_test=args.n_test, epochs=args.epochs,
+                                      bundled=tuple(args.bundled), progress_bar=True,
+                                      threads=args.threads), args, cross_to_rst)
     if args.experiment == "grid":
         return _finish(run_grid(archs=args.archs, label_sets=args.label_sets,
                                 sizes=args.sizes, seed=args.seed,

@@ -13,7 +13,15 @@ docstring is the subcommand's help. Adding a subcommand is adding one entry.
 Errors a user can cause (missing or unreadable files, wrong extension names,
 bad arguments) print one line ``astro-clustercls: error: ...`` on stderr and
 exit with a non-zero status, without a traceback; ``--debug`` shows the
-traceback instead.
+traceback instead. The library's messages name Python parameters
+(``xcol=``, ``missing_bands='zero'``); they are shown with the command line's
+options instead (``--xcol``, ``--missing-bands zero``; see
+`astro_clustercls.cli._errors.cli_spelling`).
+
+Long commands say what they do on stderr ("loading network...",
+"classifying 12 000 sources...") and show progress bars when stderr is a
+terminal; ``--quiet`` silences both (results and warnings are still printed),
+``--progress`` forces the bars.
 """
 
 import argparse
@@ -23,7 +31,7 @@ import warnings
 
 from .._version import version
 from . import _arguments
-from ._errors import PROG, CLIError
+from ._errors import PROG, CLIError, cli_spelling
 
 __all__ = ["main", "SUBCOMMANDS", "build_parser"]
 
@@ -60,6 +68,9 @@ SUBCOMMANDS = {
     "evaluate": (_arguments.add_evaluate_arguments, _Command(
         "evaluate", "Classify a labelled catalog and report per-class accuracy vs the "
                     "paper.")),
+    "adapt": (_arguments.add_adapt_arguments, _Command(
+        "adapt", "Fine-tune a network to your own field on simulated objects "
+                 "injected into its images.")),
     "experiments": (_arguments.add_experiments_arguments, _Command(
         "experiments", "The paper's experiments: train the bundled networks, the "
                        "grid, the options.")),
@@ -71,6 +82,10 @@ def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks instead of one-line errors")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        default=argparse.SUPPRESS,
+                        help="no stage lines or progress bars on stderr (results "
+                             "and warnings are still printed)")
     parser = argparse.ArgumentParser(
         prog=PROG, parents=[common],
         description="Classify star-cluster candidates in HST images into the four "
@@ -92,7 +107,7 @@ def _one_line(exc):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"{PROG}: warning: {_one_line(message)}", file=sys.stderr)
+    print(f"{PROG}: warning: {cli_spelling(_one_line(message))}", file=sys.stderr)
 
 
 def main(argv=None):
@@ -130,10 +145,12 @@ def main(argv=None):
         except KeyboardInterrupt:
             if debug:
                 raise
-            print(f"{PROG}: interrupted", file=sys.stderr)
+            hint = getattr(args, "interrupt_hint", None)  # set by resumable commands
+            print(f"{PROG}: interrupted" + (f"; {hint}" if hint else ""),
+                  file=sys.stderr)
             return 130
         except (CLIError, OSError, ValueError, TypeError, KeyError) as exc:
             if debug:
                 raise
-            print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+            print(f"{PROG}: error: {cli_spelling(_one_line(exc))}", file=sys.stderr)
             return exc.status if isinstance(exc, CLIError) else 1

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..io.export import write_table
 from ..simulation import simulate_field
-from ._common import PROG, check_output
+from ._common import PROG, check_output, count, stage
 
 __all__ = ["run"]
 
@@ -14,6 +14,8 @@ def run(args):
     outdir = Path(args.outdir).expanduser()
     outdir.mkdir(parents=True, exist_ok=True)
     truth_path = check_output(outdir / "truth.ecsv", args.overwrite, "--outdir")
+    stage(args, f"simulating {count(args.n_objects)} objects on {args.shape[0]}x"
+                f"{args.shape[1]} px at {args.distance:g} Mpc (seed {args.seed})...")
     images, truth = simulate_field(seed=args.seed, n_objects=args.n_objects,
                                    shape=tuple(args.shape), distance=args.distance)
     paths = images.write(outdir, pattern="{band}_sim.fits", overwrite=args.overwrite)

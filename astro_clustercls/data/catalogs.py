@@ -6,7 +6,7 @@ Read human-labelled star-cluster catalogs into standard tables.
 al. 2017) and `read_phangs` the PHANGS-HST cluster catalogs (Whitmore et al.
 2021; Hannon et al. 2023). Both return a `~astropy.table.QTable` with the same
 standard columns, so the tables can be stacked, classified with
-`~astro_clustercls.inference.classifier.ClusterClassifier` and used to fine-tune or
+`~astro_clustercls.ClusterClassifier` and used to fine-tune or
 evaluate a network:
 
 =========================  ==========================================================
@@ -308,7 +308,7 @@ def read_legus(path, *, class_col=None, extra_position_columns=None,
     """
     path = Path(path)
     if not path.is_file():
-        raise OSError(f"LEGUS catalog {str(path)!r} not found")
+        raise FileNotFoundError(f"LEGUS catalog {str(path)!r} not found")
     if band_names is None:
         band_names = DEFAULT_BANDS
     band_names = tuple(str(b) for b in band_names)
@@ -420,7 +420,7 @@ def read_legus_directory(directory, *, pattern="hlsp_legus_*.tab", **kwargs):
         raise TypeError("'class_col' differs per file: read the files one by one")
     files = sorted(Path(directory).glob(pattern))
     if not files:
-        raise OSError(f"no file matching {pattern!r} in {str(directory)!r}")
+        raise FileNotFoundError(f"no file matching {pattern!r} in {str(directory)!r}")
     tables, meta = [], []
     for path in files:
         table = read_legus(path, **kwargs)
@@ -500,7 +500,7 @@ def read_phangs(path_or_table, *, origin=0, max_code=19, xcol="PHANGS_X",
     else:
         source = str(path_or_table)
         if not Path(source).is_file():
-            raise OSError(f"PHANGS catalog {source!r} not found")
+            raise FileNotFoundError(f"PHANGS catalog {source!r} not found")
         table = QTable.read(source)
     validate_table_columns("path_or_table", table, [xcol, ycol, class_col])
     x = _column_array(table, xcol) - origin

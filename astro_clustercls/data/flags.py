@@ -38,6 +38,13 @@ Examples
 ('PARTIAL_OFF_IMAGE', 'NONFINITE')
 >>> int(FLAGS.OFF_IMAGE)
 2
+>>> print(FLAGS)  # doctest: +ELLIPSIS
+ bit  name               description
+----  -----------------  -----------
+   1  PARTIAL_OFF_IMAGE  cutout partly beyond the image edge, filled
+   2  OFF_IMAGE          cutout does not overlap the image
+...
+ 256  NOT_CLASSIFIED     no class could be given
 """
 
 from dataclasses import dataclass
@@ -84,6 +91,18 @@ class FlagRegistry:
 
     def __len__(self):
         return len(self._flags)
+
+    def __str__(self):
+        """The flags as a text table (bit, name, description)."""
+        width = max((len(f.name) for f in self._flags), default=4)
+        rule = f"{'-' * 4}  {'-' * width}  {'-' * 11}"
+        lines = [f"{'bit':>4}  {'name':<{width}}  description", rule]
+        lines += [f"{f.bit:>4}  {f.name:<{width}}  {f.description}"
+                  for f in self._flags]
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"<FlagRegistry of {len(self)} flags>\n{self}"
 
     def __getitem__(self, name):
         for flag in self._flags:

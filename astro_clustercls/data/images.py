@@ -27,6 +27,7 @@ from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
+from ..utils._files import atomic_write_all
 from ..utils.exceptions import ClusterClsWarning
 
 __all__ = ["BandImages", "normalize_band_name", "parse_bunit"]
@@ -405,12 +406,19 @@ class BandImages(Mapping):
             File name pattern; ``{band}`` is the lower-case band name
             (default ``'{band}.fits'``).
         overwrite : bool, optional
-            Replace existing files (default False: OSError if one exists).
+            Replace existing files (default False: OSError if one exists,
+            before anything is written).
 
         Returns
         -------
         dict
             Band → path written, ready for `from_files`.
+
+        Notes
+        -----
+        All or nothing: every band is written to a temporary file next to its
+        target, and the files are moved into place only when all are written,
+        so an error or an interrupt leaves no partial file (and no new file).
 
         Examples
         --------
@@ -426,15 +434,19 @@ class BandImages(Mapping):
         directory = Path(directory)
         if not directory.is_dir():
             raise OSError(f"'directory' {directory} is not an existing directory")
-        paths = {}
+        paths, writes = {}, {}
         for band, ccd in self._images.items():
             path = directory / pattern.format(band=band.lower())
             header = ccd.wcs.to_header() if ccd.wcs is not None else fits.Header()
             header["FILTER"] = band
             header["BUNIT"] = _bunit_string(ccd.unit)
-            fits.PrimaryHDU(np.asarray(ccd.data), header).writeto(path,
-                                                                  overwrite=overwrite)
+            hdu = fits.PrimaryHDU(np.asarray(ccd.data), header)
+            if path in writes:
+                raise ValueError(f"'pattern' {pattern!r} gives the same file {path} "
+                                 "to several bands; include '{band}'")
+            writes[path] = lambda tmp, hdu=hdu: hdu.writeto(tmp, overwrite=True)
             paths[band] = path
+        atomic_write_all(writes, overwrite=overwrite)
         return paths
 
     # -- constructors ------------------------------------------------------
@@ -615,7 +627,7 @@ def _filter_from_header(header):
 
 def _filter_from_file(path):
     if not Path(path).is_file():
-        raise OSError(f"FITS file not found: {path}")
+        raise FileNotFoundError(f"FITS file not found: {path}")
     try:
         with fits.open(path) as hdul, warnings.catch_warnings():
             warnings.simplefilter("error", VerifyWarning)
@@ -704,7 +716,7 @@ def _read_band(path, *, hdu, memmap, dq_ignore, use_weight):
     """Read one band: CCDData (memmapped) and its bad-pixel source."""
     path = str(path)
     if not Path(path).is_file():
-        raise OSError(f"FITS file not found: {path}")
+        raise FileNotFoundError(f"FITS file not found: {path}")
     _check_compressed_stream(path)
     try:
         with warnings.catch_warnings():

@@ -367,7 +367,7 @@ def evaluate(classifier, sources, images, *, label_col="cluster_class",
         Called as ``classifier(sources, images, **kwargs)`` and returning a
         table with a (masked) ``pred_col`` column, one row per input row in
         input order: the call signature of
-        `~astro_clustercls.inference.classifier.ClusterClassifier`.
+        `~astro_clustercls.ClusterClassifier`.
     sources : `~astropy.table.Table`
         Positions and the true labels in ``label_col`` (e.g. from
         `~astro_clustercls.data.catalogs.read_legus`). The label column is removed

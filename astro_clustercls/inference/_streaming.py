@@ -19,7 +19,8 @@ import numpy as np
 
 from ..data.cutouts import make_cutouts
 
-__all__ = ["MAX_BATCH_SIZE", "CHUNK_BYTES", "CHUNK_MAX", "RELEASE_MIN_BYTES", "SPAN_BYTES", "PREFETCH",
+__all__ = ["MAX_BATCH_SIZE", "CHUNK_BYTES", "CHUNK_MAX", "RELEASE_MIN_BYTES",
+           "SPAN_BYTES", "PREFETCH",
            "chunk_size", "chunk_bounds", "mapped_buffers", "release_pages",
            "Prefetcher", "plan_chunks", "cutout_chunks"]
 

@@ -10,7 +10,7 @@ process, one task after the other and through the same code, when not: Dask
 is an optional dependency (the ``[dask]`` extra) and is imported only when a
 client is given.
 
-The results are exactly those of `~astro_clustercls.inference.classifier.ClusterClassifier`
+The results are exactly those of `~astro_clustercls.ClusterClassifier`
 run in one process on each field: same rows in the same order, same columns,
 same classes and probabilities, same flags; ``meta['astro_clustercls']`` also
 says which field (index, name, files) and where it ran.
@@ -28,9 +28,14 @@ Design choices:
   ``nthreads`` intra-op threads, so Dask's threads and torch's threads never
   oversubscribe the cores.
 * **Failures stay local.** A field that fails (missing file, bad table,
-  worker lost, ...) comes back as a `FieldError` at its place in the list; the
-  other fields are returned, and a warning lists the failures.
+  ...) comes back as a `FieldError` at its place in the list; the other
+  fields are returned, and a warning lists the failures.
   ``raise_errors=True`` raises the first failure instead.
+* **A worker that dies is not a failure.** Dask runs its tasks again on the
+  other workers (a task that kills more than
+  ``distributed.scheduler.allowed-failures`` workers fails with
+  ``KilledWorker``); in-memory images scattered to it are scattered again.
+  The results are the same as without the loss.
 """
 
 import inspect
@@ -40,6 +45,7 @@ import traceback
 import warnings
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -53,9 +59,9 @@ from ..data.positions import resolve_positions
 from ..models import read_weights_meta
 from ..utils._parameters import as_pair, validate_choice, validate_positive_int
 from ..utils._progress_bars import add_progress_bar
-from ..utils.exceptions import ClusterClsWarning
+from ..utils.exceptions import ClusterClsWarning, CutoutWarning
 from ._cache import cached_network, file_key, model_names
-from ._tables import OUTPUT_COLUMNS, output_table
+from ._tables import OUTPUT_COLUMNS, cutout_message, output_table
 from .classifier import ClusterClassifier
 from .ensemble import ClusterEnsemble
 
@@ -264,7 +270,7 @@ def _load_sources(sources):
     if _is_path(sources):
         path = Path(sources)
         if not path.is_file():
-            raise OSError(f"sources table file not found: {sources}")
+            raise FileNotFoundError(f"sources table file not found: {sources}")
         return QTable.read(path)
     return sources
 
@@ -470,6 +476,10 @@ def _tile_task(spec, images, tile, xy, call, threads):
 # ---------------------------------------------------------------------------
 # running tasks: in this process or on Dask
 # ---------------------------------------------------------------------------
+#: times a task cancelled because its scattered data was lost (its worker
+#: died) is submitted again, with the data scattered again
+_RESUBMITS = 3
+
 @dataclass
 class _Failure:
     exception: BaseException
@@ -506,37 +516,92 @@ class _LocalRunner:
 
 
 class _DaskRunner:
-    """Submits tasks to a ``distributed.Client``; gathers them as they finish."""
+    """
+    Submits tasks to a ``distributed.Client``; gathers them as they finish.
+
+    A worker that dies is Dask's to handle: its tasks run again on the other
+    workers (up to ``distributed.scheduler.allowed-failures`` deaths per
+    task). In-memory data scattered to it, though, dies with it and Dask
+    cannot make it again: the tasks that need it are cancelled. Those are
+    submitted again here, with the data scattered again (`_RESUBMITS` times
+    at most per task).
+    """
 
     def __init__(self, client):
         self.client = client
         self.futures = []
+        self.calls = []      # (fn, args) of each task, to submit it again
+        self.data = {}       # key of scattered data -> the data itself
+        self.replaced = {}   # key of lost scattered data -> its new future
 
     def put(self, images):
         # in-memory images go to the cluster once, not once per task
         if _is_path_images(images):
             return images
-        return self.client.scatter([images], hash=False)[0]
+        future = self.client.scatter([images], hash=False)[0]
+        self.data[future.key] = images
+        return future
 
     def submit(self, fn, *args):
+        self.calls.append((fn, args))
         self.futures.append(self.client.submit(fn, *args, pure=False))
         return len(self.futures) - 1
+
+    def _scattered(self, args):
+        """The scattered data among ``args`` (also inside tuples)."""
+        for arg in args:
+            if isinstance(arg, tuple):
+                yield from self._scattered(arg)
+            elif getattr(arg, "key", None) in self.data:
+                yield arg
+
+    def _rescatter(self, value):
+        """``value``, or its data scattered again if it was lost."""
+        if isinstance(value, tuple):
+            return tuple(self._rescatter(v) for v in value)
+        if getattr(value, "key", None) not in self.data:
+            return value
+        while value.key in self.replaced:   # already sent again for another task
+            value = self.replaced[value.key]
+        if value.status != "finished":      # lost with the worker that held it
+            self.replaced[value.key] = value = self.put(self.data[value.key])
+        return value
+
+    def _resubmit(self, i):
+        """Submit task ``i`` again, its lost data scattered again (None: no data)."""
+        fn, args = self.calls[i]
+        if next(self._scattered(args), None) is None:
+            return None
+        args = self._rescatter(args)
+        self.calls[i] = (fn, args)
+        self.futures[i] = self.client.submit(fn, *args, pure=False)
+        return self.futures[i]
 
     def results(self, progress_bar, stop_on_error):
         from distributed import as_completed
 
         index = {f.key: i for i, f in enumerate(self.futures)}
+        resubmitted = Counter()
         done = as_completed(self.futures)
         for future in add_progress_bar(done, desc="classify fields",
                                        total=len(self.futures),
                                        progress_bar=progress_bar):
+            i = index[future.key]
             try:
                 value = future.result()
+            except CancelledError as exc:   # its scattered data was lost?
+                again = self._resubmit(i) if resubmitted[i] < _RESUBMITS else None
+                if again is not None:
+                    resubmitted[i] += 1
+                    index[again.key] = i
+                    done.add(again)
+                    continue
+                value = _Failure(exc, f"{type(exc).__name__}: {exc}\n")
             except Exception as exc:  # noqa: BLE001 - reported per field
                 tb = future.traceback()
                 text = "".join(traceback.format_tb(tb)) if tb is not None else ""
                 value = _Failure(exc, text + f"{type(exc).__name__}: {exc}\n")
-            yield index[future.key], value
+            yield i, value
             if stop_on_error and isinstance(value, _Failure):
                 return
 
@@ -662,7 +727,7 @@ def _assemble(plan, parts):
     """One table in input order from the tiles' columns, as one run would give."""
     resolved = plan["resolved"]
     n = len(resolved.xy)
-    table = output_table(plan["sources"], resolved)
+    table, renamed = output_table(plan["sources"], resolved)
     tables = [t for _, t in parts]
     order = np.concatenate([rows for rows, _ in parts]) if parts else np.zeros(0, int)
     with warnings.catch_warnings():
@@ -680,6 +745,8 @@ def _assemble(plan, parts):
     meta["n_sources"] = int(n)
     meta["n_classified"] = int(np.count_nonzero(~np.ma.getmaskarray(
         table["cluster_class"])))
+    if renamed:
+        meta["renamed_columns"] = renamed
     table.meta["astro_clustercls"] = meta
     return table
 
@@ -711,7 +778,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
     Classify the sources of many fields, on a Dask cluster or in this process.
 
     Each field is one task (or, with ``tile_size``, one task per tile); each
-    result is the table `~astro_clustercls.inference.classifier.ClusterClassifier` gives
+    result is the table `~astro_clustercls.ClusterClassifier` gives
     for that field in one process, row for row and bit for bit.
 
     Parameters
@@ -722,7 +789,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
         optionally ``'name'``, ``'xcol'``, ``'ycol'``, ``'skycol'``,
         ``'origin'`` (position columns of that field). A mapping ``{name:
         (sources, images)}`` names the fields. ``sources``: a table (anything
-        `~astro_clustercls.inference.classifier.ClusterClassifier` accepts) or the path of
+        `~astro_clustercls.ClusterClassifier` accepts) or the path of
         a table file (read with ``QTable.read``, e.g. ECSV). ``images``: a
         `~astro_clustercls.BandImages`, or ``{band: FITS path}`` (or a list of
         paths, keyed by their FILTER keyword): with paths each worker opens
@@ -732,7 +799,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
         ensemble of their bundled DEFAULT weights
         (`~astro_clustercls.inference.ensemble.ClusterEnsemble`, built once per worker).
     weights : str or weights enum member, optional
-        Bundled weights (see `~astro_clustercls.inference.classifier.ClusterClassifier`).
+        Bundled weights (see `~astro_clustercls.ClusterClassifier`).
     weights_path : path-like, optional
         A weights file; it must be readable at the same path on every worker
         (a shared file system), like the FITS files.
@@ -740,7 +807,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
         Run on this Dask cluster. Default: run in this process, one task after
         the other (Dask is then not needed).
     batch_size, cutout_size : int, optional
-        As in `~astro_clustercls.inference.classifier.ClusterClassifier`.
+        As in `~astro_clustercls.ClusterClassifier`.
     tile_size : int or tuple of 2 int, optional
         Classify each field in tiles of ``(ny, nx)`` pixels, one task per
         tile with sources (see `classify_mosaic`). Default: one task per
@@ -758,7 +825,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
         Raise the first error instead of returning a `FieldError` for the
         field (default False). Remaining tasks are cancelled.
     **classifier_kwargs
-        Other options of `~astro_clustercls.inference.classifier.ClusterClassifier`
+        Other options of `~astro_clustercls.ClusterClassifier`
         (``device``, ``bands``, ``missing_bands``, ``tta``,
         ``confidence_threshold``) and of its ``classify`` method (``xcol``,
         ``ycol``, ``skycol``, ``origin``: defaults for every field).
@@ -768,7 +835,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
     list
         One entry per field, in the order of ``fields``: a
         `~astropy.table.QTable` as returned by
-        `~astro_clustercls.inference.classifier.ClusterClassifier`, whose
+        `~astro_clustercls.ClusterClassifier`, whose
         ``meta['astro_clustercls']`` also holds ``field_index``,
         ``field_name``, ``field_sources`` / ``field_images`` (the paths, when
         given as paths), ``executed_on`` (``'local'`` or the worker addresses)
@@ -823,7 +890,7 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
     >>> len(results[0]), results[0].meta['astro_clustercls']['field_name']
     (2, 'ngc0001')
     >>> isinstance(results[1], FieldError), results[1].exc_type
-    (True, 'OSError')
+    (True, 'FileNotFoundError')
     """
     batch_size, tile_size, tile_overlap, threads = _validate_common(
         batch_size, tile_size, tile_overlap, threads_per_worker, client)
@@ -907,7 +974,13 @@ def classify_fields(fields, *, model="resnet18", weights=None, weights_path=None
         result = results[fld.index]
         label = f"field {fld.index}" + (f" ({fld.name})" if fld.name else "")
         for category, message in caught.get(fld.index, []):
+            if fld.index in plans and issubclass(category, CutoutWarning):
+                continue  # tiles: one warning for the whole field, below
             warnings.warn(f"{label}: {message}", category)
+        if fld.index in plans and not isinstance(result, FieldError):
+            message = cutout_message(result["classify_flags"])
+            if message:
+                warnings.warn(f"{label}: {message}", CutoutWarning)
         if isinstance(result, FieldError):
             failed.append(result)
             continue
@@ -943,7 +1016,7 @@ def classify_mosaic(sources, images, *, tile_size=4096, tile_overlap=None, clien
     size) on each side, so every cutout is whole in its tile's window. Tiles
     with sources are classified as separate tasks (on ``client``, or in this
     process) and the result is reassembled into one table in input order:
-    the same table `~astro_clustercls.inference.classifier.ClusterClassifier` gives for
+    the same table `~astro_clustercls.ClusterClassifier` gives for
     the whole image, including flags of sources near the image edges.
 
     With images given as ``{band: FITS path}``, each task memory-maps the
@@ -953,7 +1026,7 @@ def classify_mosaic(sources, images, *, tile_size=4096, tile_overlap=None, clien
     Parameters
     ----------
     sources : table, path, array-like (N, 2) or SkyCoord
-        The sources, as for `~astro_clustercls.inference.classifier.ClusterClassifier`
+        The sources, as for `~astro_clustercls.ClusterClassifier`
         (or the path of a table file). Positions are resolved once, with the
         full image's WCS.
     images : `~astro_clustercls.BandImages`, mapping band -> path, or list of paths
@@ -970,7 +1043,7 @@ def classify_mosaic(sources, images, *, tile_size=4096, tile_overlap=None, clien
     Returns
     -------
     `~astropy.table.QTable`
-        As `~astro_clustercls.inference.classifier.ClusterClassifier` returns, with
+        As `~astro_clustercls.ClusterClassifier` returns, with
         ``meta['astro_clustercls']['tiles']`` describing the tiling.
 
     Raises
@@ -995,10 +1068,11 @@ def classify_mosaic(sources, images, *, tile_size=4096, tile_overlap=None, clien
     >>> images = BandImages({b: rng.normal(0, 1, (96, 96)) for b in bands})
     >>> xy = rng.uniform(0, 96, (40, 2))
     >>> tiled = classify_mosaic(xy, images, tile_size=48, weights_path=path,
-    ...                         device='cpu')
+    ...                         device='cpu')  # doctest: +IGNORE_WARNINGS
     >>> tiled.meta['astro_clustercls']['tiles']['n_tiles']
     4
     >>> whole = ClusterClassifier(weights_path=path, device='cpu')(xy, images)
+    ... # doctest: +IGNORE_WARNINGS
     >>> np.array_equal(tiled['class_prob'], whole['class_prob'])
     True
     """

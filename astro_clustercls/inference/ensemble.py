@@ -5,7 +5,7 @@ Ensembles of networks: `ClusterEnsemble` and `combine_votes`.
 Like the PHANGS-HST cluster catalogs (Wei et al. 2020; Thilker et al. 2022),
 an ensemble classifies every source with several networks and keeps the
 *mode* of their classes plus the fraction of networks that agree with it. Each
-member is a `~astro_clustercls.inference.classifier.ClusterClassifier`, run on its own
+member is a `~astro_clustercls.ClusterClassifier`, run on its own
 cutouts (members may use different cutout sizes, bands orders, test-time
 augmentation); their tables are then combined row by row.
 
@@ -42,7 +42,8 @@ from .._constants import CLASS_NAMES, CLASSES
 from ..data.flags import FLAGS
 from ..data.images import bands_of
 from ..utils._meta import get_meta
-from ..utils.exceptions import ClusterClsWarning
+from ..utils.exceptions import CutoutWarning
+from ._tables import finish_table, rename_clashes
 from .classifier import OUTPUT_COLUMNS, ClusterClassifier
 
 __all__ = ["ClusterEnsemble", "combine_votes", "ENSEMBLE_COLUMNS", "Votes"]
@@ -248,7 +249,7 @@ class ClusterEnsemble:
     """
     Classify star-cluster candidates with several networks and take the mode.
 
-    Each member, a `~astro_clustercls.inference.classifier.ClusterClassifier`, classifies
+    Each member, a `~astro_clustercls.ClusterClassifier`, classifies
     every source on its own cutouts; the ensemble keeps the most common class
     (`combine_votes`), the fraction of members that agree with it and the
     mean of their probabilities, as in the PHANGS-HST cluster catalogs.
@@ -258,7 +259,7 @@ class ClusterEnsemble:
     members : sequence, optional
         Two or more members, each a model name (``'resnet18'``: its bundled
         DEFAULT weights), a ``(name, weights)`` pair or a ready
-        `~astro_clustercls.inference.classifier.ClusterClassifier` (mixing allowed). In a
+        `~astro_clustercls.ClusterClassifier` (mixing allowed). In a
         pair, ``weights`` is a weights file (a `~pathlib.Path`, or a string
         ending in ``.safetensors``/``.pt``/``.pth`` or naming an existing
         file), a bundled member name (``'SIM_V1'``) or enum member, or a dict
@@ -268,12 +269,13 @@ class ClusterEnsemble:
         SHA-256) is refused.
     device : str or `torch.device`, optional
         Device of the members built here (see
-        `~astro_clustercls.inference.classifier.ClusterClassifier`).
+        `~astro_clustercls.ClusterClassifier`).
     batch_size : int, optional
         Cutouts per forward pass of the members built here. Results do not
         depend on it.
-    progress_bar : bool, optional
-        Show each member's progress bar (default False).
+    progress_bar : bool or None, optional
+        Show each member's progress bar (default None: auto, see
+        `~astro_clustercls.ClusterClassifier`).
     confidence_threshold : float, optional
         Rows whose ``class_prob_max`` (the ensemble's mean probability of its
         class) is below it are flagged ``LOW_CONFIDENCE``. Default: none.
@@ -281,7 +283,7 @@ class ClusterEnsemble:
         Rows whose ``class_agreement`` is below it are flagged
         ``LOW_CONFIDENCE`` too. Default: none.
     **classifier_options
-        Other options of `~astro_clustercls.inference.classifier.ClusterClassifier`
+        Other options of `~astro_clustercls.ClusterClassifier`
         (``tta``, ``precision``, ``bands``, ``missing_bands``,
         ``channels_last``, ...), given to every member built here; ready
         instances keep their own. Weights options (``weights``,
@@ -290,7 +292,7 @@ class ClusterEnsemble:
 
     Attributes
     ----------
-    members : tuple of `~astro_clustercls.inference.classifier.ClusterClassifier`
+    members : tuple of `~astro_clustercls.ClusterClassifier`
         The members, in order (the columns of ``member_class``).
     bands : tuple of str
         The bands of the networks (the first member's order).
@@ -350,6 +352,8 @@ class ClusterEnsemble:
     >>> rng = np.random.default_rng(0)
     >>> images = BandImages({b: rng.normal(0, 1, (64, 64)) for b in bands})
     >>> result = ensemble([(20.0, 30.0), (40.0, 12.0), (500.0, 10.0)], images)
+    ... # doctest: +SHOW_WARNINGS +ELLIPSIS
+    CutoutWarning: 1 of 3 rows have incomplete cutouts (1 OFF_IMAGE); 1 of them ...
     >>> result.colnames[2:]  # doctest: +NORMALIZE_WHITESPACE
     ['cluster_class', 'class_prob', 'class_prob_max', 'class_agreement',
      'class_n_members', 'member_class', 'classify_flags']
@@ -361,7 +365,7 @@ class ClusterEnsemble:
     """
 
     def __init__(self, members=("resnet18", "vgg19_bn"), *, device=None,
-                 batch_size=None, progress_bar=False, confidence_threshold=None,
+                 batch_size=None, progress_bar=None, confidence_threshold=None,
                  min_agreement=None, **classifier_options):
         if isinstance(members, (str, bytes, ClusterClassifier)) or not isinstance(
                 members, Sequence):
@@ -449,7 +453,9 @@ class ClusterEnsemble:
             normalisation, device, precision, number of rows it classified,
             ...), ``bands``, ``categories``, ``positions``,
             ``confidence_threshold``, ``min_agreement``, ``n_sources`` and
-            ``n_classified``.
+            ``n_classified``. Input columns named like one of
+            `ENSEMBLE_COLUMNS` are kept, renamed ``<name>_input`` (listed in
+            ``renamed_columns``), as by the classifier.
 
         Raises
         ------
@@ -457,16 +463,18 @@ class ClusterEnsemble:
             For invalid sources, positions, images or missing bands.
         """
         images = bands_of(images)
+        renamed = {}
         if isinstance(sources, Table):
-            clash = [c for c in ENSEMBLE_COLUMNS if c in sources.colnames]
-            if clash:
-                warnings.warn(f"the sources table already has column(s) {clash}; "
-                              "they are replaced by the new classification",
-                              ClusterClsWarning)
-                sources = sources.__class__(sources, copy=False)
-                sources.remove_columns(clash)
-        tables = [clf.classify(sources, images, xcol=xcol, ycol=ycol, skycol=skycol,
-                               origin=origin) for clf in self.members]
+            if any(c in sources.colnames for c in ENSEMBLE_COLUMNS):
+                # kept under new names (one warning), never replaced
+                sources = sources.copy(copy_data=False)
+                renamed = rename_clashes(sources, ENSEMBLE_COLUMNS)
+        with warnings.catch_warnings():
+            # one CutoutWarning for the ensemble (below), not one per member
+            warnings.simplefilter("ignore", CutoutWarning)
+            tables = [clf.classify(sources, images, xcol=xcol, ycol=ycol,
+                                   skycol=skycol, origin=origin)
+                      for clf in self.members]
         n = len(tables[0])
         if any(len(t) != n for t in tables):  # pragma: no cover - same positions
             raise RuntimeError("the members returned tables of different lengths")
@@ -546,6 +554,6 @@ class ClusterEnsemble:
             n_sources=int(n),
             n_classified=int(np.count_nonzero(done)),
         )
-        return table
+        return finish_table(table, renamed)
 
     __call__ = classify

@@ -18,6 +18,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import QTable, Table
 from astropy.table.meta import get_header_from_yaml
+from astropy.wcs.utils import proj_plane_pixel_scales
 
 from .._constants import CLASSES, PIXEL_SCALE
 from ..data.positions import PIXEL_COLUMNS, SKY_COLUMNS
@@ -61,6 +62,22 @@ def _find_pixel_columns(table, xcol, ycol):
     return None
 
 
+def _pixel_to_sky(table, xcol, ycol, wcs):
+    """Sky positions of the table's pixel columns through ``wcs`` (NaN: none)."""
+    pair = _find_pixel_columns(table, xcol, ycol)
+    if pair is None:
+        raise ValueError("the table has neither a SkyCoord column nor pixel "
+                         "position columns to convert with 'wcs'")
+    x = _values(table[pair[0]])
+    y = _values(table[pair[1]])
+    good = np.isfinite(x) & np.isfinite(y)
+    coords = SkyCoord.from_pixel(np.where(good, x, 0.0), np.where(good, y, 0.0),
+                                 wcs, origin=0)
+    nan = np.where(good, 0.0, np.nan)
+    return SkyCoord(coords.spherical.lon + nan * u.deg,
+                    coords.spherical.lat + nan * u.deg, frame=coords.frame.name)
+
+
 def _values(col):
     values = getattr(col, "value", col)
     return np.ma.filled(np.ma.asarray(values, dtype=float), np.nan)
@@ -91,7 +108,8 @@ def _radius(radius, *, sky, pixel_scale):
 
 def to_regions(table, *, filename=None, format="ds9", radius=5, colors=None,
                unclassified_color=UNCLASSIFIED_COLOR, use_sky=None, xcol=None,
-               ycol=None, skycol=None, pixel_scale=PIXEL_SCALE, overwrite=False):
+               ycol=None, skycol=None, pixel_scale=None, wcs=None,
+               overwrite=False):
     """
     Circles around the sources of a classified table, coloured by class.
 
@@ -114,15 +132,20 @@ def to_regions(table, *, filename=None, format="ds9", radius=5, colors=None,
     use_sky : bool, optional
         Sky regions (`~regions.CircleSkyRegion`) from the SkyCoord column, or
         pixel regions (`~regions.CirclePixelRegion`) from the pixel columns.
-        Default: sky when the table has a SkyCoord column (``sky_centroid``),
-        else pixel.
+        Default: sky when the table has a SkyCoord column (``sky_centroid``)
+        or ``wcs`` is given, else pixel.
     xcol, ycol, skycol : str, optional
         Position columns (default: the photutils names, as in
         `~astro_clustercls.data.positions.resolve_positions`). Pixel positions are
         0-based; region files are written 1-based, as DS9 expects.
     pixel_scale : float or `~astropy.units.Quantity`, optional
         Arcsec per pixel, to convert ``radius`` between pixels and angles
-        (default 0.03962, the PHANGS-HST mosaics).
+        (default: that of ``wcs`` when given, else 0.03962, the PHANGS-HST
+        mosaics).
+    wcs : `~astropy.wcs.WCS`, optional
+        The images' WCS (e.g. ``images.wcs``): sky regions (in the WCS's
+        frame, ``icrs`` or ``fk5``) from the pixel columns of a table that has
+        no SkyCoord column, so the file overlays any image of the field in DS9.
     overwrite : bool, optional
         Replace an existing ``filename`` (default False: OSError).
 
@@ -183,12 +206,16 @@ def to_regions(table, *, filename=None, format="ds9", radius=5, colors=None,
 
     sky_name = _find_sky_column(table, skycol)
     if use_sky is None:
-        use_sky = sky_name is not None and xcol is None
+        use_sky = (sky_name is not None or wcs is not None) and xcol is None
     if use_sky:
-        if sky_name is None:
+        if sky_name is not None:
+            coords = table[sky_name]
+        elif wcs is not None:
+            coords = _pixel_to_sky(table, xcol, ycol, wcs)
+        else:
             raise ValueError("use_sky=True but the table has no SkyCoord column "
-                             f"({list(SKY_COLUMNS)} or skycol=)")
-        coords = table[sky_name]
+                             f"({list(SKY_COLUMNS)} or skycol=) and no 'wcs' is "
+                             "given")
         if coords.isscalar:
             coords = coords.reshape((1,))
         lon = coords.spherical.lon.deg
@@ -206,6 +233,12 @@ def to_regions(table, *, filename=None, format="ds9", radius=5, colors=None,
         x = _values(table[pair[0]])
         y = _values(table[pair[1]])
         good = np.isfinite(x) & np.isfinite(y)
+    if pixel_scale is None:
+        pixel_scale = PIXEL_SCALE
+        if wcs is not None and getattr(wcs, "celestial", None) is not None \
+                and wcs.has_celestial:
+            pixel_scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))
+                                * 3600.0)
     r = _radius(radius, sky=use_sky, pixel_scale=pixel_scale)
 
     cls_col = table["cluster_class"]

@@ -21,6 +21,15 @@ from ._io import (
     read_weights_meta,
     save_weights,
 )
+from ._ood import (
+    FeatureStatistics,
+    fit_feature_statistics,
+    forward_with_stages,
+    read_ood_statistics,
+    register_ood_statistics,
+    stage_features,
+)
+from ._quantize import Int8Network, int8_network, int8_support, quantize_network
 from .architectures import (
     ARCHITECTURES,
     build_network,
@@ -49,6 +58,16 @@ __all__ = [
     "get_model_weights",
     "get_weight",
     "register_bundled_weights",
+    "FeatureStatistics",
+    "fit_feature_statistics",
+    "forward_with_stages",
+    "stage_features",
+    "read_ood_statistics",
+    "register_ood_statistics",
+    "Int8Network",
+    "int8_network",
+    "int8_support",
+    "quantize_network",
 ]
 
 

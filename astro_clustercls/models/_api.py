@@ -192,8 +192,9 @@ class WeightsEnum(Enum):
         """Load this member's state dict (fp32), checking the file's SHA-256."""
         path = self.full_path
         if not path.is_file():
-            raise OSError(f"bundled weights file {path} for {self!r} is missing; the "
-                          "installation is incomplete (reinstall astro-clustercls)")
+            raise FileNotFoundError(
+                f"bundled weights file {path} for {self!r} is missing; the "
+                "installation is incomplete (reinstall astro-clustercls)")
         return load_state_dict_file(path, sha256=self.sha256, map_location=map_location)
 
     def __repr__(self):

@@ -1,5 +1,5 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Tests of astro_clustercls.data.catalogs: the real LEGUS files and written fixtures."""
+"""Tests of astro_clustercls.data.catalogs: the real LEGUS files, written fixtures."""
 
 import csv
 from pathlib import Path

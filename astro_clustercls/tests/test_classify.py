@@ -1,5 +1,5 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Tests of astro_clustercls.inference.classifier (ClusterClassifier, classify_sources)."""
+"""Tests of the classifier (ClusterClassifier, classify_sources)."""
 
 import pickle
 import warnings
@@ -24,9 +24,17 @@ from astro_clustercls.inference.classifier import (
 )
 from astro_clustercls.models import build_network, file_sha256, save_weights
 from astro_clustercls.preprocessing import dihedral, normalize
-from astro_clustercls.utils.exceptions import BandWarning, ClusterClsWarning
+from astro_clustercls.utils.exceptions import (
+    BandWarning,
+    InputColumnWarning,
+)
 
 from .conftest import make_wcs
+
+# rows with incomplete cutouts (sources near the edges) are incidental here:
+# their CutoutWarning is tested in test_first_hour.py
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::astro_clustercls.utils.exceptions.CutoutWarning")
 
 SIZE = 21
 SHAPE = (128, 128)
@@ -391,12 +399,27 @@ def test_confidence_threshold(weights_file, images):
                           confidence_threshold=1.5)
 
 
-def test_existing_output_columns_replaced(clf, images):
+def test_existing_output_columns_kept_renamed(clf, images):
+    """Input columns named like output columns are renamed, never replaced."""
     first = clf(BLOBS, images)
-    with pytest.warns(ClusterClsWarning, match="replaced"):
+    with pytest.warns(InputColumnWarning,
+                      match="'cluster_class' -> 'cluster_class_input'") as record:
         second = clf(first, images)
-    assert second.colnames == first.colnames
+    assert len([w for w in record if w.category is InputColumnWarning]) == 1
+    renamed = {c: f"{c}_input" for c in OUTPUT_COLUMNS}
+    assert second.colnames == ["x_centroid", "y_centroid", *renamed.values(),
+                               *OUTPUT_COLUMNS]
+    assert second.meta["astro_clustercls"]["renamed_columns"] == renamed
+    for old, new in renamed.items():  # the input values, untouched
+        np.testing.assert_array_equal(np.ma.filled(second[new], -1),
+                                      np.ma.filled(first[old], -1))
     np.testing.assert_allclose(second["class_prob"], first["class_prob"], atol=1e-6)
+    # a third pass: the names taken are skipped
+    with pytest.warns(InputColumnWarning, match="'cluster_class_input2'"):
+        third = clf(second, images)
+    assert "cluster_class_input" in third.colnames
+    assert third.meta["astro_clustercls"]["renamed_columns"]["cluster_class"] == \
+        "cluster_class_input2"
 
 
 def test_classify_sources(weights_file, images, clf):

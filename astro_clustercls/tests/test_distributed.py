@@ -32,7 +32,16 @@ from astro_clustercls.inference.distributed import (
 )
 from astro_clustercls.simulation import simulate_field
 from astro_clustercls.utils._optional_deps import HAS_DISTRIBUTED
-from astro_clustercls.utils.exceptions import BandWarning, ClusterClsWarning
+from astro_clustercls.utils.exceptions import (
+    BandWarning,
+    ClusterClsWarning,
+    CutoutWarning,
+)
+
+# rows with incomplete cutouts (sources near the edges, NaN or masked pixels) are
+# incidental here: their CutoutWarning is tested in test_first_hour.py
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::astro_clustercls.utils.exceptions.CutoutWarning")
 
 BANDS = ("F275W", "F336W", "F438W", "F555W", "F814W")
 SIZE = 15            # cutout side of the test network
@@ -240,7 +249,8 @@ def test_failing_field_on_cluster_keeps_the_others(client, fields, reference,
     assert_same_table(results[2], reference[2])
     error = results[1]
     assert isinstance(error, FieldError) and not error
-    assert (error.index, error.name, error.exc_type) == (1, "field2", "OSError")
+    assert (error.index, error.name, error.exc_type) == (1, "field2",
+                                                         "FileNotFoundError")
     assert "nowhere_f336w.fits" in error.message
     assert "from_files" in error.traceback          # the worker's traceback
     with pytest.raises(OSError, match="nowhere_f336w.fits") as info:
@@ -334,8 +344,9 @@ def test_in_process_failure_and_raise(fields, reference, weights_path, tmp_path)
         results = classify_fields(broken, weights_path=weights_path, device="cpu")
     assert isinstance(results[0], FieldError) and results[0].name == "bad"
     assert_same_table(results[1], reference[1])
-    assert results[2].exc_type == "OSError" and "absent.ecsv" in results[2].message
-    assert str(results[2]).startswith("field 2 (absent): OSError:")
+    assert results[2].exc_type == "FileNotFoundError"
+    assert "absent.ecsv" in results[2].message
+    assert str(results[2]).startswith("field 2 (absent): FileNotFoundError:")
     with pytest.raises(OSError, match="absent.ecsv"):
         results[2].reraise()
     with pytest.raises(Exception) as info:
@@ -352,7 +363,9 @@ def test_warnings_from_fields_are_shown_once_per_field(fields, reference,
                                          r"\['F606W'\]") as record:
         result = classify_fields([(fields[0][0], paths)], tile_size=64,
                                  weights_path=weights_path, device="cpu")[0]
-    assert len(record) == 1          # 4 tiles, one warning
+    # 4 tiles, one warning (and at most one CutoutWarning for the whole field)
+    assert len([w for w in record if issubclass(w.category, BandWarning)]) == 1
+    assert len([w for w in record if issubclass(w.category, CutoutWarning)]) <= 1
     assert_same_table(result, reference[0])
 
 
@@ -509,3 +522,107 @@ def test_ensemble_of_bundled_networks_in_process(fields, tmp_path, monkeypatch):
         classify_fields(fields, model=["resnet18", "vgg19_bn"], weights="TEST")
     with pytest.raises(TypeError, match="two or more"):
         classify_fields(fields, model=["resnet18"])
+
+
+# ---------------------------------------------------------------------------
+# faults: a worker killed in the middle of a run
+# ---------------------------------------------------------------------------
+@needs_dask
+@pytest.mark.parametrize("inputs", ["files", "in memory", "tiles", "tiles in memory"])
+def test_worker_killed_mid_run_finishes_like_one_process(fields, reference,
+                                                         weights_path, tmp_path,
+                                                         monkeypatch, inputs):
+    """
+    SIGKILL one of two worker processes while it classifies a field (or a
+    tile): Dask runs that task again on a live worker and every result is the
+    one-process result, bit for bit. With in-memory images (or tile windows)
+    the data scattered to the killed worker is lost with it: classify_fields
+    scatters it again and submits its tasks again.
+    """
+    import os
+    import signal
+    import threading
+    import time
+
+    distributed = pytest.importorskip("distributed")
+    if inputs.endswith("in memory"):
+        work = [(QTable.read(src), BandImages.from_files(paths, memmap=False))
+                for src, paths in fields]
+    else:
+        work = list(fields)
+    expected = list(reference)
+    options = {}
+    if inputs.startswith("tiles"):
+        # the fields whose 64-px tiles each hold several sources (see
+        # test_mosaic_on_cluster_matches_untiled)
+        work, expected, options = work[:2], expected[:2], {"tile_size": 64}
+    work, expected = work * 2, expected * 2
+    flag = tmp_path / "stalled"
+
+    def stall_next_classification(flag):
+        """On a worker: the next classification cuts a chunk, signals, hangs."""
+        import time
+        from pathlib import Path
+
+        from astro_clustercls.inference import _streaming
+
+        real = _streaming.make_cutouts
+
+        def stalled(*args, **kwargs):
+            stack = real(*args, **kwargs)
+            Path(flag).touch()
+            time.sleep(600)             # until the process is killed
+            return stack
+
+        _streaming.make_cutouts = stalled
+
+    scattered, resubmitted = [], []
+    put, resubmit = acd._DaskRunner.put, acd._DaskRunner._resubmit
+    monkeypatch.setattr(acd._DaskRunner, "put", lambda self, images: (
+        scattered.append(put(self, images)) or scattered[-1]))
+    monkeypatch.setattr(acd._DaskRunner, "_resubmit", lambda self, i: (
+        resubmitted.append(i) or resubmit(self, i)))
+
+    # a cluster of its own (a random dashboard port: the module's cluster
+    # holds the default one)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address="127.0.0.1:0") as cluster, \
+            distributed.Client(cluster) as client:
+        pids = client.run(os.getpid)
+        victim = sorted(pids)[0]
+        client.run(stall_next_classification, str(flag), workers=[victim])
+        out = {}
+
+        def run():
+            try:
+                out["results"] = classify_fields(work, client=client, device="cpu",
+                                                 weights_path=weights_path, **options)
+            except BaseException as exc:  # noqa: BLE001 - checked below
+                out["error"] = exc
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 120
+        while not flag.exists():     # the victim is in the middle of a field
+            assert thread.is_alive() and time.monotonic() < deadline, \
+                "no classification reached the worker to kill"
+            time.sleep(0.02)
+        # in-memory data that only the victim holds is lost with it
+        holders = client.who_has([f for f in scattered if hasattr(f, "key")])
+        lost = [k for k, where in holders.items() if list(where) == [victim]]
+        os.kill(pids[victim], signal.SIGKILL)
+        thread.join(timeout=300)
+        assert not thread.is_alive(), "classify_fields did not finish"
+    assert "error" not in out, out.get("error")
+    results = out["results"]
+    assert not [r for r in results if isinstance(r, FieldError)], results
+    for result, exp in zip(results, expected, strict=True):
+        assert_same_table(result, exp)
+    executed = {a for r in results for a in r.meta["astro_clustercls"]["executed_on"]}
+    assert victim not in executed      # its field was classified again elsewhere
+    if not inputs.endswith("in memory"):
+        assert resubmitted == []
+    else:
+        assert scattered
+        print(f"{len(lost)} scattered piece(s) lost, {len(resubmitted)} task(s) "
+              "submitted again")

@@ -20,7 +20,12 @@ from astro_clustercls.inference.ensemble import (
 )
 from astro_clustercls.io.export import read_table, write_table
 from astro_clustercls.models import build_network, file_sha256, save_weights
-from astro_clustercls.utils.exceptions import ClusterClsWarning
+from astro_clustercls.utils.exceptions import InputColumnWarning
+
+# rows with incomplete cutouts (sources near the edges) are incidental here:
+# their CutoutWarning is tested in test_first_hour.py
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::astro_clustercls.utils.exceptions.CutoutWarning")
 
 SHAPE = (96, 96)
 BLOBS = [(20.0, 25.0), (48.0, 48.0), (75.0, 20.0), (15.0, 70.0), (70.0, 72.0),
@@ -343,17 +348,28 @@ def test_classify_sources_with_a_list(nets, sources, images, result):
     assert r.meta["astro_clustercls"]["ensemble"] == "mode"
 
 
-def test_existing_columns_replaced_with_one_warning(ensemble, sources, images, result):
+def test_existing_columns_kept_renamed_with_one_warning(ensemble, sources, images,
+                                                        result):
     src = sources.copy()
     src["class_agreement"] = 1.0
-    src["cluster_class"] = 9
+    src["cluster_class"] = np.arange(len(src)) % 4 + 1  # e.g. true labels
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         r = ensemble(src, images)
-    ours = [w for w in caught if issubclass(w.category, ClusterClsWarning)]
-    assert len(ours) == 1 and "class_agreement" in str(ours[0].message)
+    ours = [w for w in caught if issubclass(w.category, InputColumnWarning)]
+    assert len(ours) == 1
+    assert "'class_agreement' -> 'class_agreement_input'" in str(ours[0].message)
+    assert "'cluster_class' -> 'cluster_class_input'" in str(ours[0].message)
     assert "cluster_class" in src.colnames  # the input is not modified
-    assert r.colnames == sources.colnames + list(ENSEMBLE_COLUMNS)
+    assert "cluster_class_input" not in src.colnames
+    assert r.colnames == sources.colnames + ["class_agreement_input",
+                                             "cluster_class_input"] + \
+        list(ENSEMBLE_COLUMNS)
+    np.testing.assert_array_equal(r["cluster_class_input"], src["cluster_class"])
+    assert np.all(r["class_agreement_input"] == 1.0)
+    assert r.meta["astro_clustercls"]["renamed_columns"] == {
+        "cluster_class": "cluster_class_input",
+        "class_agreement": "class_agreement_input"}
     np.testing.assert_array_equal(r["cluster_class"].filled(0),
                                   result["cluster_class"].filled(0))
 

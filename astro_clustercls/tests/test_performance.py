@@ -1,6 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
-Tests of the fast paths of astro_clustercls.inference.classifier: precision (bf16 autocast),
+Tests of the classifier's fast paths: precision (bf16 autocast),
 channels_last, the background prefetch thread, spatial chunk order and the
 release of memory-mapped pages, and the out-of-memory batch halving.
 """
@@ -19,6 +19,11 @@ from astro_clustercls.inference.classifier import PRECISIONS, ClusterClassifier
 from astro_clustercls.models import build_network, save_weights
 from astro_clustercls.simulation import make_training_set
 from astro_clustercls.utils.exceptions import ClusterClsWarning
+
+# rows with incomplete cutouts (sources near the edges or a chip gap) are
+# incidental here: their CutoutWarning is tested in test_first_hour.py
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::astro_clustercls.utils.exceptions.CutoutWarning")
 
 SIZE = 21
 GRID = 16  # objects per side of the tiled test mosaic
@@ -65,7 +70,7 @@ def test_precision_choice(weights_file, monkeypatch):
     assert classifier(weights_file).precision == "bf16"
     assert classifier(weights_file, precision="float32").precision == "fp32"
     assert classifier(weights_file, precision="BF16").precision == "bf16"
-    assert set(PRECISIONS) == {"auto", "fp32", "bf16", "fp16"}
+    assert set(PRECISIONS) == {"auto", "fp32", "bf16", "fp16", "int8"}
     with pytest.raises(ValueError, match="precision"):
         classifier(weights_file, precision="fp8")
     with pytest.raises(TypeError, match="precision"):
@@ -162,7 +167,8 @@ def test_oom_halves_batch(weights_file, mosaic, monkeypatch):
     monkeypatch.setattr(ClusterClassifier, "_forward", fake)
     with pytest.warns(ClusterClsWarning, match="out of memory") as record:
         result = clf(xy, images)
-    assert len(record) == 2  # 16 -> 8 -> 4
+    oom = [w for w in record if "out of memory" in str(w.message)]
+    assert len(oom) == 2  # 16 -> 8 -> 4
     assert shapes == [11, 8, 4, 4, 3]  # 11 rows: fail, fail, then 4 + 4 + 3
     assert result.meta["astro_clustercls"]["batch_size"] == 4
     np.testing.assert_allclose(result["class_prob"], ref["class_prob"], atol=1e-6)

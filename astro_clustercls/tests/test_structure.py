@@ -23,7 +23,8 @@ PACKAGE_DIR = Path(astro_clustercls.__file__).resolve().parent
 PACKAGE = "astro_clustercls"
 
 # modules that must never be loaded by the light layers
-HEAVY = ("torch", "torchvision", "astro_clustercls.models", "astro_clustercls.inference",
+HEAVY = ("torch", "torchvision", "astro_clustercls.models",
+         "astro_clustercls.inference",
          "astro_clustercls.training", "astro_clustercls.runtime")
 
 
@@ -199,11 +200,13 @@ def test_import_graph_sees_imports():
     assert f"{PACKAGE}.inference._streaming" in classifier
     assert {f"{PACKAGE}.data", f"{PACKAGE}.data.images", f"{PACKAGE}.runtime"} \
         <= classifier
-    assert f"{PACKAGE}.simulation.measure" in graph[f"{PACKAGE}.simulation.training_set"]
+    training_set = graph[f"{PACKAGE}.simulation.training_set"]
+    assert f"{PACKAGE}.simulation.measure" in training_set
 
 
 def test_no_import_circles():
-    graph = {name: _imports_of(name, path) & set(MODULES) for name, path in MODULES.items()}
+    graph = {name: _imports_of(name, path) & set(MODULES)
+             for name, path in MODULES.items()}
     assert _cycles(graph) == []
 
 

@@ -168,6 +168,72 @@ def test_interrupt_then_resume_matches_uninterrupted(sets, tmp_path):
     assert _same(a, b)  # the final (not only the best) weights agree too
 
 
+class _BNNet(torch.nn.Module):
+    """A small CNN with BatchNorm (running statistics) and dropout (RNG)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(2, 8, 3, padding=1), torch.nn.BatchNorm2d(8),
+            torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1),
+            torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(), torch.nn.Dropout(0.3), torch.nn.Linear(8, 4))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("setting", [
+    {},                                          # AdamW, cosine, weighted loss
+    {"optimizer": "sgd", "schedule": "step", "class_balance": "sampler"}],
+    ids=["adamw", "sgd-sampler"])
+@pytest.mark.parametrize("where", ["epoch 1", "epoch 2", "last batch"])
+def test_resume_after_interrupt_mid_epoch_is_bit_identical(sets, tmp_path, one_thread,
+                                                           setting, where):
+    """
+    Ctrl-C in the middle of an epoch, then ``resume=True``: the final weights
+    (BatchNorm statistics included) equal the uninterrupted run's bit for bit.
+
+    The run is resumed into the very model object that was interrupted (its
+    weights already changed by the part of the epoch that ran), as after a
+    Ctrl-C in an interactive session.
+    """
+    _, val_set = sets
+    data, labels = _blobs(200, 0)
+    train_set = LabelledCutouts(data, labels, normalize=_identity, augment=True,
+                                band_dropout=0.2)
+    kw = dict(KW, seed=5, **setting)
+    torch.manual_seed(1)
+    full = train(_Interrupt(_BNNet(), at=-1), train_set, val_set,
+                 checkpoint=tmp_path / "full.pt", **kw)
+    n_batches = -(-len(train_set) // kw["batch_size"])
+    at = {"epoch 1": 3, "epoch 2": n_batches + 2,
+          "last batch": kw["epochs"] * n_batches}[where]
+    torch.manual_seed(1)
+    model = _Interrupt(_BNNet(), at=at)
+    ckpt = tmp_path / "part.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(model, train_set, val_set, checkpoint=ckpt, **kw)
+    model.at = -1
+    resumed = train(model, train_set, val_set, checkpoint=ckpt, resume=True, **kw)
+    a = torch.load(tmp_path / "full.pt", weights_only=True)
+    b = torch.load(ckpt, weights_only=True)
+    assert b["epoch"] == a["epoch"] == kw["epochs"]
+    assert _same(a["model"], b["model"])      # the final weights
+    assert _same(_weights(full.model), _weights(resumed.model))   # the best epoch's
+    assert resumed.best_epoch == full.best_epoch
+    for col in ("train_loss", "val_loss", "lr"):
+        np.testing.assert_array_equal(resumed.history[col], full.history[col])
+
+
 def test_interrupt_while_saving_keeps_previous_checkpoint(sets, tmp_path, monkeypatch):
     train_set, val_set = sets
     ckpt = tmp_path / "run.pt"
@@ -176,7 +242,7 @@ def test_interrupt_while_saving_keeps_previous_checkpoint(sets, tmp_path, monkey
 
     def flaky_save(obj, f, *args, **kwargs):
         calls.append(f)
-        if len(calls) == 2:  # epoch 2: write half a file, then get interrupted
+        if len(calls) == 3:  # epoch 2 (after epochs 0 and 1): half a file, Ctrl-C
             with open(f, "wb") as fh:
                 fh.write(b"PK\x03\x04partial")
             raise KeyboardInterrupt

@@ -10,10 +10,13 @@ early stopping on a validation set, atomic checkpoints that resume exactly, a
 per-epoch ECSV log, seeds), `fine_tune` builds everything from a labelled
 source table and images for users with their own catalogs, and
 `fit_temperature` (`astro_clustercls.training.calibration`) calibrates the
-probabilities.
+probabilities, and `adapt` (`astro_clustercls.training.adaptation`)
+fine-tunes a network to a user's own field on simulated objects injected into
+its images.
 """
 
 from ..runtime import torch_device as resolve_device
+from .adaptation import ADAPT_DEFAULTS, AdaptResult, adapt
 from .calibration import fit_temperature
 from .dataset import (
     DEFAULT_DROP_FLAGS,
@@ -34,4 +37,7 @@ __all__ = [
     "fit_temperature",
     "predict_logits",
     "DEFAULT_DROP_FLAGS",
+    "adapt",
+    "AdaptResult",
+    "ADAPT_DEFAULTS",
 ]

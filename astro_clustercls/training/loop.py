@@ -81,7 +81,7 @@ class TrainResult:
         the best epoch under ``metrics['validation']``, updated with ``meta``;
         it must end up with ``bands``, ``cutout_size`` and ``normalization``
         so that `~astro_clustercls.models.get_model` and
-        `~astro_clustercls.inference.classifier.ClusterClassifier` can use the file
+        `~astro_clustercls.ClusterClassifier` can use the file
         (``weights_path=``).
 
         Parameters
@@ -183,7 +183,7 @@ def _run_eval(model, loader, device, criterion, amp_dtype, channels_last, k):
 def train(model, train_set, val_set=None, *, epochs=20, batch_size=128, lr=1e-3,
           weight_decay=1e-4, optimizer="adamw", momentum=0.9, schedule="cosine",
           class_balance="weighted_loss", early_stopping=5, seed=0, device=None,
-          checkpoint=None, resume=False, log=None, progress_bar=False,
+          checkpoint=None, resume=False, log=None, progress_bar=None,
           channels_last=True, amp="auto", num_workers=0, fused=None):
     """
     Train a network on a `LabelledCutouts` set.
@@ -229,8 +229,9 @@ def train(model, train_set, val_set=None, *, epochs=20, batch_size=128, lr=1e-3,
     device : str or torch.device, optional
         None: ``conf.device``; 'auto': cuda if available, else cpu.
     checkpoint : str or path-like, optional
-        File written (atomically: temporary file + `os.replace`) after every
-        epoch with the model, optimizer, scheduler and RNG states, the epoch,
+        File written (atomically: temporary file + `os.replace`) before the
+        first epoch and after every epoch with the model, optimizer,
+        scheduler and RNG states, the epoch (0 before the first),
         the best weights so far and the history. It holds tensors and plain
         Python types only and loads with ``torch.load(weights_only=True)``.
     resume : bool, optional
@@ -241,8 +242,10 @@ def train(model, train_set, val_set=None, *, epochs=20, batch_size=128, lr=1e-3,
         ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``,
         ``val_balanced_acc``, ``val_recall_<class>`` per class, ``lr``,
         ``seconds``.
-    progress_bar : bool, optional
-        tqdm bar over the batches of each epoch.
+    progress_bar : bool or None, optional
+        tqdm bar over the batches of each epoch. None (default):
+        ``astro_clustercls.conf.progress_bar``, whose default None is auto (a
+        bar when standard error is a terminal).
     channels_last : bool, optional
         Use the channels-last memory format (faster convolutions on CPU and
         on recent GPUs; default True).
@@ -391,6 +394,10 @@ def train(model, train_set, val_set=None, *, epochs=20, batch_size=128, lr=1e-3,
                  "rng": {"torch": torch.get_rng_state()}}
         _atomic_save(state, checkpoint)
 
+    if checkpoint is not None and start_epoch == 1:
+        # the starting point: a run interrupted in its first epoch resumes from
+        # these weights, not from those the interrupted epoch had changed
+        save(0)
     epoch = start_epoch
     if stopped_early:
         epoch = epochs + 1  # a finished run: nothing to do

@@ -10,7 +10,8 @@ True
 import importlib.util
 
 _OPTIONAL = {"matplotlib": "matplotlib", "dask": "dask", "distributed": "distributed",
-             "tqdm": "tqdm", "reproject": "reproject"}
+             "tqdm": "tqdm", "reproject": "reproject", "galsim": "galsim",
+             "onnxruntime": "onnxruntime", "onnx": "onnx"}
 
 __all__ = [f"HAS_{name.upper()}" for name in _OPTIONAL]
 

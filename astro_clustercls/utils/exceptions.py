@@ -8,6 +8,7 @@ __all__ = [
     "CutoutWarning",
     "BandWarning",
     "WeightsWarning",
+    "InputColumnWarning",
 ]
 
 
@@ -16,7 +17,13 @@ class ClusterClsWarning(AstropyUserWarning):
 
 
 class CutoutWarning(ClusterClsWarning):
-    """Some cutouts could not be made in full; the rows are kept and flagged."""
+    """
+    Some cutouts could not be made in full; the rows are kept and flagged.
+
+    Emitted once per classification (with the number of rows per flag) when
+    rows have cutout flags (``PARTIAL_OFF_IMAGE``, ``OFF_IMAGE``,
+    ``NONFINITE``, ``MASKED``, ``BAD_POSITION``, ``CENTER_BAD``).
+    """
 
 
 class BandWarning(ClusterClsWarning):
@@ -24,4 +31,20 @@ class BandWarning(ClusterClsWarning):
 
 
 class WeightsWarning(ClusterClsWarning):
-    """Something about network weights deserves attention (e.g. not pretrained)."""
+    """
+    Something about network weights deserves attention.
+
+    Emitted when a classifier loads weights whose meta marks them as
+    undertrained (``meta['undertrained']`` or notes that say so), such as
+    the bundled VGG19-BN.
+    """
+
+
+class InputColumnWarning(ClusterClsWarning):
+    """
+    An input column had the name of an output column; it was kept, renamed.
+
+    For example a labelled catalog's ``cluster_class`` becomes
+    ``cluster_class_input``; the new names are in
+    ``meta['astro_clustercls']['renamed_columns']``.
+    """

@@ -1,0 +1,100 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""The cross-renderer experiment on tiny sets (the real one is a command)."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from astro_clustercls._constants import CLASS_NAMES, DEFAULT_BANDS
+from astro_clustercls.cli import main as cli_main
+from astro_clustercls.evaluation import experiments
+from astro_clustercls.evaluation.experiments import predict_probs
+from astro_clustercls.evaluation.metrics import per_class_accuracy
+from astro_clustercls.evaluation.transfer import (
+    RENDERERS,
+    cross_renderer,
+    cross_to_rst,
+    renderer_sets,
+)
+from astro_clustercls.models import (
+    _api,
+    build_network,
+    get_model,
+    register_bundled_weights,
+)
+
+pytest.importorskip("galsim")
+
+
+@pytest.fixture
+def tiny_recipe(monkeypatch):
+    """The bundled recipe at 15 px in float32 (bit-reproducible on one thread)."""
+    recipe = replace(experiments.BUNDLED_RECIPES["resnet18"], amp=False,
+                     batch_size=16)
+    monkeypatch.setitem(experiments.BUNDLED_RECIPES, "resnet18", recipe)
+    return recipe
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "manifest.json").write_text(json.dumps({"format": 1, "weights": []}))
+    monkeypatch.setattr(_api, "DATA_DIR", data)
+    meta = {"bands": list(DEFAULT_BANDS), "cutout_size": 15,
+            "normalization": "asinh-v1", "categories": list(CLASS_NAMES),
+            "label_set": "truth", "training_data": "none: random weights",
+            "simulator_version": "n/a", "metrics": {}, "temperature": 1.5,
+            "recipe": {"seed": 0}, "notes": "random weights, test only"}
+    torch.manual_seed(2)
+    register_bundled_weights(build_network("resnet18").eval(), "resnet18", "TEST", meta)
+    return data
+
+
+def test_renderer_sets_reproducible_and_distinct():
+    a = renderer_sets("galsim", size=15, seed=3, n_train=8, n_val=0, n_test=8)
+    b = renderer_sets("galsim", size=15, seed=3, n_train=8, n_val=0, n_test=8)
+    assert a[1] is None and a[0].data.shape == (8, 5, 15, 15)
+    np.testing.assert_array_equal(a[2].data, b[2].data)
+    # training and test sets come from different generators
+    assert not np.array_equal(a[0].data, a[2].data)
+    assert sorted(np.bincount(a[2].true_labels)[1:]) == [2, 2, 2, 2]  # balanced
+    sim = renderer_sets("simulator", size=15, seed=3, n_train=0, n_val=0, n_test=8)[2]
+    assert sim.data.shape == (8, 5, 15, 15)
+    with pytest.raises(ValueError, match="renderer"):
+        renderer_sets("blender", size=15, seed=3, n_train=1, n_val=1, n_test=1)
+
+
+def test_cross_renderer_tiny(tiny_recipe, registry):
+    torch.set_num_threads(1)
+    table = cross_renderer("resnet18", size=15, seed=1, n_train=48, n_val=24,
+                           n_test=32, epochs=1, bundled=("resnet18",))
+    # the bundled network on both renderers, then each trained network on both
+    assert [(r["trained_on"], r["tested_on"]) for r in table] == [
+        ("simulator", "simulator"), ("simulator", "galsim"),
+        *[(a, b) for a in RENDERERS for b in RENDERERS]]
+    # the bundled rows against a recomputation at the weights' temperature
+    net = get_model("resnet18", weights="DEFAULT")
+    for row, renderer in zip(table[:2], RENDERERS, strict=True):
+        test = renderer_sets(renderer, size=15, seed=1, n_train=0, n_val=0,
+                             n_test=32)[2]
+        probs = predict_probs(net, test.data, temperature=1.5)
+        pred = np.argmax(probs, axis=1) + 1
+        rec = per_class_accuracy(test.true_labels, pred)
+        for c in (1, 2, 3, 4):
+            assert row[f"recall_{c}"] == pytest.approx(float(rec[c - 1]), nan_ok=True)
+        assert row["accuracy"] == pytest.approx(np.mean(pred == test.true_labels))
+    for c in (1, 2, 3, 4):
+        values = np.asarray(table[f"recall_{c}"], float)
+        assert np.all((values[np.isfinite(values)] >= 0)
+                      & (values[np.isfinite(values)] <= 1))
+    rst = cross_to_rst(table)
+    assert "Wei+2020, NGC 1559" in rst and rst.count("| resnet18") == 6
+
+
+def test_cross_command_rejects_unknown_arch(capsys):
+    assert cli_main(["experiments", "cross", "--arch", "resnet50"]) == 2
+    assert "invalid choice" in capsys.readouterr().err

@@ -130,3 +130,22 @@ def pixel_response(ky, kx):
     return (
         np.sinc(ky[:, None] / (2 * np.pi)) * np.sinc(kx[None, :] / (2 * np.pi))
     ).astype(np.float32)
+
+
+def otf_image(otf, size, center=None, pad=None):
+    """
+    A PSF's pixel-integrated image on a ``size x size`` grid, from its OTF.
+
+    ``otf(ky, kx)`` gives the transfer function on the frequency grid of
+    `frequency_grid`; ``center`` is the (x, y) position of the star, 0-based
+    (default: the central pixel); ``pad`` the FFT grid (default ``4 * size``,
+    rounded up to even).
+    """
+    size = int(size)
+    pad = int(pad or 4 * size + (4 * size) % 2)
+    c = (size - 1) / 2.0
+    x0, y0 = (c, c) if center is None else center
+    ky, kx = frequency_grid(pad)
+    phase = np.exp(-1j * (ky[:, None] * y0 + kx[None, :] * x0))
+    img = np.fft.irfft2(otf(ky, kx) * phase, s=(pad, pad))
+    return img[:size, :size].astype(np.float64)

@@ -114,14 +114,7 @@ class MoffatPSF:
         pad : int, optional
             FFT grid used internally (default ``4 * size``, rounded up to even).
         """
-        size = int(size)
-        pad = int(pad or 4 * size + (4 * size) % 2)
-        c = (size - 1) / 2.0 if center is None else None
-        x0, y0 = (c, c) if center is None else center
-        ky, kx = _fourier.frequency_grid(pad)
-        phase = np.exp(-1j * (ky[:, None] * y0 + kx[None, :] * x0))
-        img = np.fft.irfft2(self.otf(ky, kx) * phase, s=(pad, pad))
-        return img[:size, :size].astype(np.float64)
+        return _fourier.otf_image(self.otf, size, center, pad)
 
 
 #: Default PSFs of drizzled 0.04"/px mosaics, per band (see module docstring).

@@ -248,6 +248,24 @@ def _make_stamps(
     return img, var, tab
 
 
+def _select(img, tab, meas, bands, want):
+    """The first ``want`` stamps (and their table rows) that LEGUS would select."""
+    keep = legus_selection(meas, tab["distance"], bands)
+    idx = np.flatnonzero(keep)[:want]
+    return img[idx], {k: v[idx] for k, v in tab.items()}
+
+
+def _assemble(datas, tabs, n, label_noise, rng):
+    """The first ``n`` stamps of the chunks, their true and human labels, the table."""
+    data = np.concatenate(datas)[:n]
+    cat = {k: np.concatenate([t[k] for t in tabs])[:n] for k in tabs[0]}
+    true = cat["cluster_class"].astype(int)
+    labels = apply_label_noise(true, label_noise, rng=rng)
+    table = QTable(cat)
+    table["label"] = labels
+    return data, true, labels, table
+
+
 def make_training_set(
     n,
     size=31,
@@ -437,20 +455,11 @@ def make_training_set(
         tab["background_mu"] = np.full(m, chunk_bg_mu)
         tab["psf_scale"] = np.full(m, chunk_psf_scale)
         if select:
-            meas = quick_measure(img, var, bands)
-            keep = legus_selection(meas, tab["distance"], bands)
-            idx = np.flatnonzero(keep)[:want]
-            img = img[idx]
-            tab = {k: v[idx] for k, v in tab.items()}
+            img, tab = _select(img, tab, quick_measure(img, var, bands), bands, want)
         datas.append(img)
         tabs.append(tab)
         got += img.shape[0]
-    data = np.concatenate(datas)[:n]
-    cat = {k: np.concatenate([t[k] for t in tabs])[:n] for k in tabs[0]}
-    true = cat["cluster_class"].astype(int)
-    labels = apply_label_noise(true, label_noise, rng=rng)
-    table = QTable(cat)
-    table["label"] = labels
+    data, true, labels, table = _assemble(datas, tabs, n, label_noise, rng)
     meta = get_meta(
         simulator_version=_version(),
         seed=None if seed is None else (seed if isinstance(seed, int) else "generator"),
@@ -521,19 +530,11 @@ def _make_training_set_v2(
         )
         if select:
             meas = fix_substitute_zeropoints(quick_measure(img, var, bands), tab, bands)
-            keep = legus_selection(meas, tab["distance"], bands)
-            idx = np.flatnonzero(keep)[:want]
-            img = img[idx]
-            tab = {k: v[idx] for k, v in tab.items()}
+            img, tab = _select(img, tab, meas, bands, want)
         datas.append(img)
         tabs.append(tab)
         got += img.shape[0]
-    data = np.concatenate(datas)[:n]
-    cat = {k: np.concatenate([t[k] for t in tabs])[:n] for k in tabs[0]}
-    true = cat["cluster_class"].astype(int)
-    labels = apply_label_noise(true, label_noise, rng=rng)
-    table = QTable(cat)
-    table["label"] = labels
+    data, true, labels, table = _assemble(datas, tabs, n, label_noise, rng)
     meta = get_meta(
         simulator_version="2.0",
         seed=None if seed is None else (seed if isinstance(seed, int) else "generator"),

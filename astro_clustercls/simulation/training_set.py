@@ -266,6 +266,20 @@ def _assemble(datas, tabs, n, label_noise, rng):
     return data, true, labels, table
 
 
+def _set_meta(version, seed, held_out, label_noise, bands, size, **extra):
+    """The provenance of a training set (its table's meta)."""
+    return get_meta(
+        simulator_version=version,
+        seed=None if seed is None else (seed if isinstance(seed, int) else "generator"),
+        held_out=bool(held_out),
+        label_noise=(label_noise if label_noise is None or isinstance(label_noise, str)
+                     else "matrix"),
+        bands=list(bands),
+        size=size,
+        **extra,
+    )
+
+
 def make_training_set(
     n,
     size=31,
@@ -460,18 +474,7 @@ def make_training_set(
         tabs.append(tab)
         got += img.shape[0]
     data, true, labels, table = _assemble(datas, tabs, n, label_noise, rng)
-    meta = get_meta(
-        simulator_version=_version(),
-        seed=None if seed is None else (seed if isinstance(seed, int) else "generator"),
-        held_out=bool(held_out),
-        label_noise=(
-            label_noise
-            if label_noise is None or isinstance(label_noise, str)
-            else "matrix"
-        ),
-        bands=list(bands),
-        size=size,
-    )
+    meta = _set_meta(_version(), seed, held_out, label_noise, bands, size)
     table.meta.update(meta)
     return TrainingSet(
         data=data,
@@ -535,19 +538,9 @@ def _make_training_set_v2(
         tabs.append(tab)
         got += img.shape[0]
     data, true, labels, table = _assemble(datas, tabs, n, label_noise, rng)
-    meta = get_meta(
-        simulator_version="2.0",
-        seed=None if seed is None else (seed if isinstance(seed, int) else "generator"),
-        held_out=bool(held_out),
-        label_noise=(
-            label_noise
-            if label_noise is None or isinstance(label_noise, str)
-            else "matrix"
-        ),
-        bands=list(bands),
-        size=size,
-        randomise=randomise if isinstance(randomise, bool) else dict(randomise),
-    )
+    meta = _set_meta("2.0", seed, held_out, label_noise, bands, size,
+                     randomise=randomise if isinstance(randomise, bool)
+                     else dict(randomise))
     table.meta.update(meta)
     return TrainingSet(
         data=data,

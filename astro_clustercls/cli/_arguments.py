@@ -120,14 +120,34 @@ def add_demo_arguments(parser):
 
 def add_simulate_arguments(parser):
     parser.add_argument("--outdir", required=True, metavar="DIR",
-                        help="directory for one FITS file per band and truth.ecsv")
-    parser.add_argument("--seed", type=int, default=0, help="simulation seed")
+                        help="directory for one FITS file per band "
+                             "(<band>_sim.fits) and truth.ecsv")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="simulation seed (default %(default)s)")
     parser.add_argument("--n-objects", type=int, default=300, metavar="N",
-                        help="objects to simulate (default 300)")
+                        help="objects to simulate (default %(default)s)")
     parser.add_argument("--shape", type=int, nargs=2, default=(1024, 1024),
                         metavar=("NY", "NX"), help="image shape (default 1024 1024)")
     parser.add_argument("--distance", type=float, default=10.0, metavar="MPC",
-                        help="galaxy distance in Mpc (default 10)")
+                        help="galaxy distance in Mpc (default %(default)g)")
+    parser.add_argument("--simulator", choices=("v1", "v2"), default="v1",
+                        help="simulator version: v1, what the bundled networks "
+                             "were trained on, or v2 (young populations star by "
+                             "star, field stars, HII regions, dust lanes, the "
+                             "observing set-up drawn for the field); recorded as "
+                             "SIMVERS in the FITS headers and simulator_version "
+                             "in truth.ecsv (default %(default)s)")
+    parser.add_argument("--acs-bands", nargs="+", type=str.upper, default=None,
+                        choices=("F435W", "F606W"), metavar="BAND",
+                        help="observe the F438W slot with ACS/WFC F435W and/or "
+                             "the F555W slot with ACS/WFC F606W (their light, "
+                             "PSF, zeropoint, sky and exposure); files and FILTER "
+                             "keywords carry the true filter: classify with "
+                             "--band-map F438W=F435W F555W=F606W (default: the "
+                             "WFC3/UVIS bands)")
+    parser.add_argument("--progress", action="store_true",
+                        help="show a progress bar even when stderr is not a "
+                             "terminal")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing files")
 
@@ -161,7 +181,10 @@ def add_train_arguments(parser):
     start.add_argument("--weights-path", default=None, metavar="FILE",
                        help="start from this checkpoint instead")
     parser.add_argument("--out", required=True, metavar="FILE.safetensors",
-                        help="where to write the fine-tuned weights")
+                        help="where to write the fine-tuned weights (their meta "
+                             "names the catalog and, for a simulated one such as "
+                             "the truth.ecsv of 'simulate', its simulator "
+                             "version)")
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=int, default=10, metavar="N",
                           help="most epochs; training stops earlier when the "
@@ -269,6 +292,10 @@ def add_adapt_arguments(parser):
 # checks they agree): typed here so that building the parser loads no torch
 _ARCHS = ("resnet18", "vgg19_bn")
 _LABEL_SETS = ("truth", "consensus", "single_expert")
+# evaluation.transfer's RENDERERS and ABLATION_VARIANTS (spelled out here so
+# that the parser imports nothing heavy; a test checks they agree)
+_RENDERERS = ("v1", "v2", "galsim")
+_ABLATION_VARIANTS = ("none", "blur", "shift", "gain", "noise", "gradient", "all")
 
 
 def _add_table_options(parser, *, rst=True):
@@ -326,9 +353,15 @@ def add_experiments_arguments(parser):
                    help="also fine-tune each network on N objects simulated in the "
                    "held-out field's conditions")
     _add_table_options(o)
-    c = sub.add_parser("cross", help="train on each renderer (the simulator, GalSim), "
-                       "test on both; the bundled networks on both")
+    c = sub.add_parser("cross", help="train on renderers (simulator v1/v2, GalSim), "
+                       "test on all; the bundled networks on all")
     c.add_argument("--arch", default="resnet18", choices=_ARCHS)
+    c.add_argument("--trained-on", nargs="+", default=["v2", "galsim"],
+                   choices=_RENDERERS, help="renderers trained on (default v2 galsim)")
+    c.add_argument("--tested-on", nargs="+", default=list(_RENDERERS),
+                   choices=_RENDERERS, help="renderers tested on (default all)")
+    c.add_argument("--transfer", action="store_true",
+                   help="train with the transfer augmentation")
     c.add_argument("--size", type=int, default=31, help="cutout side (default 31)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--n-train", type=int, default=6000)
@@ -338,6 +371,21 @@ def add_experiments_arguments(parser):
     c.add_argument("--bundled", nargs="*", default=["resnet18", "vgg19_bn"],
                    choices=_ARCHS, help="bundled networks also tested (none: empty)")
     _add_table_options(c)
+    a = sub.add_parser("ablation", help="train on simulator v2 with one transfer "
+                       "augmentation at a time; test on v2's held-out galaxy and "
+                       "GalSim")
+    a.add_argument("--arch", default="resnet18", choices=_ARCHS)
+    a.add_argument("--variants", nargs="+", default=list(_ABLATION_VARIANTS),
+                   choices=_ABLATION_VARIANTS)
+    a.add_argument("--tested-on", nargs="+", default=["v2", "galsim"],
+                   choices=_RENDERERS)
+    a.add_argument("--size", type=int, default=31, help="cutout side (default 31)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--n-train", type=int, default=6000)
+    a.add_argument("--n-val", type=int, default=1000)
+    a.add_argument("--n-test", type=int, default=2000)
+    a.add_argument("--epochs", type=int, default=4)
+    _add_table_options(a)
     d = sub.add_parser("ood", help="fit a bundled network's out-of-distribution "
                        "statistics and measure the flag's rates")
     d.add_argument("--arch", default="resnet18", choices=_ARCHS)
@@ -346,8 +394,9 @@ def add_experiments_arguments(parser):
                    help="simulated objects for the feature Gaussians (default 6000)")
     d.add_argument("--n-val", type=int, default=3000,
                    help="simulated objects for the threshold (default 3000)")
-    d.add_argument("--fpr", type=float, default=0.005,
-                   help="fraction of validation objects flagged (default 0.005)")
+    d.add_argument("--fpr", type=float, default=0.003,
+                   help="fraction of validation objects above the Gaussian "
+                   "threshold (default 0.003)")
     d.add_argument("--n-components", type=int, default=32)
     d.add_argument("--n-test", type=int, default=1000,
                    help="objects per set in the rates table (default 1000)")

@@ -26,7 +26,8 @@ OPTION_NAMES = {
     "epochs": "--epochs", "lr": "--lr", "val_fraction": "--val-fraction",
     "test_fraction": "--test-fraction", "n_objects": "--n-objects",
     "distance": "--distance", "psfs": "--psf-fwhm", "sources": "--sources",
-    "images": "--images", "model": "--model", "seed": "--seed",
+    "images": "--images", "model": "--model", "seed": "--seed", "shape": "--shape",
+    "acs_bands": "--acs-bands",
 }
 
 _NAMES = "|".join(sorted(map(re.escape, OPTION_NAMES), key=len, reverse=True))

@@ -28,7 +28,12 @@ from ..evaluation.experiments import (
     train_bundled,
 )
 from ..evaluation.ood import fit_ood, ood_rates, ood_to_rst
-from ..evaluation.transfer import cross_renderer, cross_to_rst
+from ..evaluation.transfer import (
+    ablation_to_rst,
+    cross_renderer,
+    cross_to_rst,
+    transfer_ablation,
+)
 from ..models import get_model, register_ood_statistics
 from ._errors import CLIError
 
@@ -89,11 +94,21 @@ def run(args):
     if args.experiment == "ood":
         return _finish(_ood(args), args, ood_to_rst)
     if args.experiment == "cross":
-        return _finish(cross_renderer(args.arch, size=args.size, seed=args.seed,
+        return _finish(cross_renderer(args.arch, trained_on=args.trained_on,
+                                      tested_on=args.tested_on,
+                                      transfer="transfer" if args.transfer else None,
+                                      size=args.size, seed=args.seed,
                                       n_train=args.n_train, n_val=args.n_val,
                                       n_test=args.n_test, epochs=args.epochs,
                                       bundled=tuple(args.bundled), progress_bar=True,
                                       threads=args.threads), args, cross_to_rst)
+    if args.experiment == "ablation":
+        return _finish(transfer_ablation(args.arch, variants=args.variants,
+                                         tested_on=args.tested_on, size=args.size,
+                                         seed=args.seed, n_train=args.n_train,
+                                         n_val=args.n_val, n_test=args.n_test,
+                                         epochs=args.epochs, progress_bar=True,
+                                         threads=args.threads), args, ablation_to_rst)
     if args.experiment == "grid":
         return _finish(run_grid(archs=args.archs, label_sets=args.label_sets,
                                 sizes=args.sizes, seed=args.seed,

@@ -19,6 +19,27 @@ from ._common import (
 
 __all__ = ["run"]
 
+
+def _provenance(model, sources, args):
+    """
+    The weights' ``training_data`` and ``fine_tuned_on`` meta: the catalog
+    and, for a simulated one (``astro-clustercls simulate``), the simulator
+    version recorded in its meta. ``simulator_version`` stays that of the
+    network's first training.
+    """
+    base = getattr(model, "clustercls_meta", None) or {}
+    simulator = sources.meta.get("simulator_version")
+    tuned = {"sources": Path(args.sources).name, "n_sources": len(sources),
+             "label_col": args.label_col}
+    text = (f"Then fine-tuned (astro-clustercls train, seed {args.seed}) on the "
+            f"{len(sources)} labelled sources of {Path(args.sources).name}")
+    if simulator is not None:
+        tuned["simulator_version"] = str(simulator)
+        text += f", simulated by astro_clustercls.simulation {simulator}"
+    return {"training_data": f"{base.get('training_data', '')} {text}".strip(),
+            "fine_tuned_on": tuned}
+
+
 def run(args):
     """Fine-tune a network on a labelled catalog; write safetensors weights."""
     out = check_output(args.out, args.overwrite, "--out")
@@ -40,6 +61,7 @@ def run(args):
                       resume=args.resume and checkpoint.exists())
         args.interrupt_hint = ("the last complete epoch is saved: continue with the "
                                "same command and --resume")
+    provenance = _provenance(model, sources, args)  # before training changes it
     stage(args, f"cutting {count(len(sources))} labelled sources and fine-tuning "
                 f"for up to {args.epochs} epochs ({args.val_fraction:g} held out to "
                 "validate)...")
@@ -49,7 +71,7 @@ def run(args):
                        device=args.device, progress_bar=progress_of(args),
                        xcol=args.xcol, ycol=args.ycol, skycol=skycol(args.skycol),
                        origin=args.origin, **kwargs)
-    sha = result.save(out)
+    sha = result.save(out, meta=provenance)
     for row in result.history:
         print(f"  epoch {int(row['epoch']):>3d}: train loss {row['train_loss']:.3f}, "
               f"validation loss {row['val_loss']:.3f}, balanced accuracy "

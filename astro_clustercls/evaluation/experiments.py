@@ -24,9 +24,15 @@ import torch
 from astropy.table import QTable
 
 from .._constants import CLASS_NAMES, CLASSES, DEFAULT_BANDS
-from ..models import build_network, get_model, register_bundled_weights
+from ..models import (
+    build_network,
+    get_model,
+    get_model_weights,
+    register_bundled_weights,
+)
 from ..preprocessing import normalize
-from ..simulation import HELD_OUT_GALAXY, SIMULATOR_VERSION, make_training_set
+from ..simulation import HELD_OUT_GALAXY, make_training_set
+from ..simulation._version import resolve_version
 from ..training import LabelledCutouts, fit_temperature, predict_logits, train
 from ..utils._parameters import validate_choice
 from ..utils._rst import grid_table
@@ -71,8 +77,10 @@ class BundledRecipe:
     vary_conditions: bool = False
     #: bf16 autocast (on CPUs with native bf16 and on GPUs): ~1.5-1.8x faster
     #: training; bit-reproducible with one CPU thread at 51 px (measured), not
-    #: with several threads (see `~astro_clustercls.training.train`)
-    amp: bool = False
+    #: with several threads (see `~astro_clustercls.training.train`). True
+    #: forces it (emulated, ~15x slower, on CPUs without native bf16); 'auto'
+    #: uses it only where it is native, so the weights depend on the CPU kind
+    amp: bool | str = False
     #: torch CPU threads the recipe is reproducible with (None: torch's default)
     threads: int | None = None
     #: fused optimizer step (`~astro_clustercls.training.train`'s ``fused``):
@@ -81,6 +89,14 @@ class BundledRecipe:
     fused_optimizer: bool = False
     #: what a user of the weights must know about this run (into the meta's notes)
     notes: str = ""
+    #: simulator version of the training, validation and held-out sets
+    simulator: str = "v1"
+    #: transfer augmentation (`~astro_clustercls.training.augment.TransferAugmentation`
+    #: parameters, or a preset name) applied to the training items; None: none
+    transfer: dict | str | None = None
+    #: bundled weights ``'MEMBER'`` of the same architecture to start from
+    #: (fine-tuning them); None: random initialisation
+    init: str | None = None
 
 
 #: Every recipe that produced bundled weights, by (architecture, member), so
@@ -102,6 +118,14 @@ RECIPES = {
               "rising at the last epoch (0.69 -> 0.72), and on the held-out galaxy "
               "it is 8 points below the bundled ResNet18. Prefer the ResNet18, or "
               "fine-tune this network, until a longer run replaces it."),
+    # simulator v2 (domain randomisation, instrument PSFs, crowded fields) and
+    # the transfer augmentation, fine-tuning SIM_V2 (trained on v1): one CPU
+    # core without native bf16 trains ~80 images/s at 51 px, so a run from
+    # scratch as long as SIM_V2's would take ~2.5 h
+    ("resnet18", "SIM2_V1"): BundledRecipe(
+        "resnet18", member="SIM2_V1", cutout_size=51, n_train=32000, n_val=4000,
+        epochs=4, lr=5e-4, amp="auto", threads=1, simulator="v2",
+        transfer="transfer", init="SIM_V2"),
 }
 
 #: The recipe of each architecture's default bundled network.
@@ -121,7 +145,7 @@ def _split_rngs(seed):
 
 
 def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
-                     bands=DEFAULT_BANDS, vary_conditions=False):
+                     bands=DEFAULT_BANDS, vary_conditions=False, simulator="v1"):
     """
     Training, validation and held-out test sets from the simulator.
 
@@ -133,7 +157,8 @@ def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
     consensus would say; test sets carry both (``labels`` as a consensus of
     experts would give, ``true_labels``). With ``vary_conditions`` the
     training and validation sets draw their observing conditions at random
-    (the held-out galaxy keeps its own).
+    (the held-out galaxy keeps its own); ``simulator='v2'`` always varies
+    them (its domain randomisation) and has its own held-out galaxy.
 
     Returns
     -------
@@ -143,11 +168,11 @@ def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
     noise = None if label_set == "truth" else label_set
     s_train, s_val, s_test = _split_rngs(seed)
     train = make_training_set(n_train, size, s_train, bands=bands, label_noise=noise,
-                              vary_conditions=vary_conditions)
+                              vary_conditions=vary_conditions, simulator=simulator)
     val = make_training_set(n_val, size, s_val, bands=bands, label_noise=noise,
-                            vary_conditions=vary_conditions)
+                            vary_conditions=vary_conditions, simulator=simulator)
     test = make_training_set(n_test, size, s_test, bands=bands, held_out=True,
-                             label_noise="consensus")
+                             label_noise="consensus", simulator=simulator)
     return train, val, test
 
 
@@ -239,6 +264,23 @@ def _fmt_range(value):
     return f"{lo:.0f}" if lo == hi else f"{lo:.0f}-{hi:.0f}"
 
 
+def _training_data(recipe, seed, version):
+    """The weights' meta ``training_data``: what the network was trained on."""
+    if version.startswith("1"):
+        what = ("simulated cutouts of training galaxies at 4-23 Mpc"
+                + (", depth, background and PSF width varied per block of objects"
+                   if recipe.vary_conditions else ""))
+    else:
+        what = ("simulated cutouts of crowded fields at 3-25 Mpc, the observing "
+                "set-up randomised per block of objects (PSF family and width, noise "
+                "correlation, zeropoints, ACS bands, depth, artefacts)")
+    return (f"astro_clustercls.simulation v{version}: {recipe.n_train} {what}"
+            + (f", transfer augmentation {recipe.transfer!r}" if recipe.transfer
+               else "")
+            + f" (seed {seed}); validation {recipe.n_val}; no real HST image, no "
+            "human label, no ImageNet initialisation")
+
+
 def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
                   register=False, device=None, progress_bar=True, recipe=None,
                   threads=None):
@@ -276,19 +318,22 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
     train_ts, val_ts, test_ts = simulated_splits(
         size=recipe.cutout_size, seed=seed, n_train=recipe.n_train,
         n_val=recipe.n_val, n_test=recipe.n_test, label_set=recipe.label_set,
-        vary_conditions=recipe.vary_conditions)
+        vary_conditions=recipe.vary_conditions, simulator=recipe.simulator)
     t_data = time.time() - t0
     print(f"[{arch}] simulated {len(train_ts)}+{len(val_ts)}+{len(test_ts)} cutouts "
           f"of {recipe.cutout_size} px in {t_data:.0f} s", flush=True)
     norm = recipe.normalization
     train_set = LabelledCutouts(train_ts.data, train_ts.labels, normalize=norm,
                                 augment=True, band_dropout=recipe.band_dropout,
-                                seed=seed, bands=train_ts.bands)
+                                transfer=recipe.transfer, seed=seed,
+                                bands=train_ts.bands)
     val_set = LabelledCutouts(val_ts.data, val_ts.labels, normalize=norm,
                               bands=val_ts.bands)
     checkpoint = workdir / "checkpoint.pt"
     torch.manual_seed(seed)
     model = build_network(arch, n_bands=len(train_ts.bands), num_classes=len(CLASSES))
+    if recipe.init:
+        model.load_state_dict(get_model_weights(arch)[recipe.init].get_state_dict())
     result = train(model, train_set, val_set, epochs=recipe.epochs,
                    batch_size=recipe.batch_size, lr=recipe.lr,
                    weight_decay=recipe.weight_decay, optimizer=recipe.optimizer,
@@ -325,6 +370,7 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
     (workdir / "metrics.json").write_text(json.dumps({"metrics": metrics,
                                                       "recipe": config}, indent=2))
     if register:
+        version = resolve_version(recipe.simulator)
         meta = {
             "architecture": arch,
             "bands": list(train_ts.bands),
@@ -332,20 +378,16 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
             "normalization": norm,
             "categories": list(CLASS_NAMES),
             "label_set": recipe.label_set,
-            "training_data": (
-                f"astro_clustercls.simulation v{SIMULATOR_VERSION}: "
-                f"{recipe.n_train} simulated cutouts of training galaxies at 4-23 Mpc"
-                + (", depth, background and PSF width varied per block of objects"
-                   if recipe.vary_conditions else "")
-                + f" (seed {seed}); validation {recipe.n_val}; no real HST image, no "
-                "human label, no ImageNet initialisation"),
-            "simulator_version": SIMULATOR_VERSION,
+            "training_data": _training_data(recipe, seed, version),
+            "simulator_version": version,
             "temperature": metrics["temperature"],
             "metrics": metrics | {"heldout_galaxy": dict(HELD_OUT_GALAXY)},
             "recipe": config,
             "notes": (
                 (recipe.notes + " " if recipe.notes else "")
-                + "Trained from scratch on simulated PHANGS-HST-like cutouts only. "
+                + (f"Fine-tuned from the bundled {arch} {recipe.init} weights"
+                   if recipe.init else "Trained from scratch")
+                + " on simulated PHANGS-HST-like cutouts only. "
                 "Intended as a starting point to fine-tune on real labelled catalogs "
                 "(astro_clustercls.training.fine_tune); its accuracy on real HST "
                 "images is unmeasured. Reproduce with: astro-clustercls "

@@ -15,7 +15,11 @@ Simulator v2 fields: a crowded disk around the candidates (private).
   behind them per band (column ``dust_lane_ebv`` at each object);
 * one observing set-up per field drawn as in `DOMAIN_RANDOMISATION` (PSF
   width, noise correlation, zeropoint offsets, exposure set and depth), with
-  drizzle-correlated noise, cosmic-ray residuals and hot pixels.
+  drizzle-correlated noise, cosmic-ray residuals and hot pixels;
+* on request (``acs_bands``), ACS/WFC F435W and/or F606W in the F438W and
+  F555W slots: the bands themselves are those of ACS (the objects' light,
+  PSF, zeropoint, sky and exposure), as the training stamps' ``acs_F435W`` /
+  ``acs_F606W`` draws, but fixed for the whole field.
 """
 
 import numpy as np
@@ -42,6 +46,17 @@ def _smooth_noise(rng, shape, scale):
         s=shape,
     )
     return f / (f.std() or 1.0)
+
+
+def v_index(bands):
+    """
+    The index of the V band in ``bands``: F555W, else ACS F606W observed in
+    its place, else the middle band.
+    """
+    for band in ("F555W", "F606W"):
+        if band in bands:
+            return list(bands).index(band)
+    return len(bands) // 2
 
 
 def field_setup(rng, bands, randomise):
@@ -93,8 +108,7 @@ def field_environment(rng, shape, bands, distance, light, density, R, setup):
         cap=4 * R["field_star_cap"],
         half_width=hw,
     )
-    vcol = list(bands).index("F555W") if "F555W" in bands else len(bands) // 2
-    level_v = np.maximum(light[vcol][iy, ix], 1e-6)
+    level_v = np.maximum(light[v_index(bands)][iy, ix], 1e-6)
     rg, nrg = env.red_giants(
         rng,
         level_v,

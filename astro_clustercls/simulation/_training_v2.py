@@ -10,6 +10,12 @@ recorded per object in the truth table:
 ========================  ===================================================
 column                    draw
 ========================  ===================================================
+``psf_family``            ``'moffat'`` (the analytic core + halo, `get_psf`)
+                          or ``'instrument'`` (the tabulated WFC3/UVIS and
+                          ACS/WFC models, `get_instrument_psf`, drizzled with
+                          ``psf_pixfrac``), probability ``instrument_psf``
+``psf_pixfrac``           drizzle drop size of an instrument-PSF block,
+                          uniform over ``pixfrac`` (NaN for Moffat blocks)
 ``psf_scale``             PSF width factor of the block (focus, drizzle),
                           uniform over ``psf_scale``; ``psf_scale_<band>``
                           adds a per-band jitter of rms ``psf_band_jitter``
@@ -53,6 +59,7 @@ from . import _environment as env
 from ._popcore import _resolve_distance, pc_per_pixel
 from ._populations_v2 import extinction
 from ._render import Components, VariantStampRenderer
+from .instrument_psf import get_instrument_psf
 from .observing import PHANGS_EXPTIME, correlated_noise
 from .photometry import zeropoint
 from .populations import draw_population
@@ -70,6 +77,8 @@ DOMAIN_RANDOMISATION = {
     "block": 128,
     "psf_scale": (0.92, 1.15),
     "psf_band_jitter": 0.03,
+    "instrument_psf": 0.5,
+    "pixfrac": (0.6, 1.0),
     "noise_corr": (0.0, 0.45),
     "zeropoint": 0.1,
     "acs_f435w": 0.25,
@@ -96,6 +105,7 @@ DOMAIN_RANDOMISATION = {
 NOMINAL_CONDITIONS = {
     "psf_scale": (1.0, 1.0),
     "psf_band_jitter": 0.0,
+    "instrument_psf": 0.0,
     "noise_corr": (0.0, 0.0),
     "zeropoint": 0.0,
     "acs_f435w": 0.0,
@@ -127,6 +137,10 @@ def resolve_randomisation(randomise):
     return R
 
 
+#: the ACS/WFC bands observed in the F438W / F555W slots
+_ACS_SUBSTITUTES = ("F435W", "F606W")
+
+
 def _slot_bands(bands, acs_b, acs_v):
     out = []
     for b in bands:
@@ -139,9 +153,16 @@ def _slot_bands(bands, acs_b, acs_v):
     return tuple(out)
 
 
-def _psf_for(psfs, slot, band, j):
-    """The PSF of ``band`` observed in slot ``j`` (named ``slot``)."""
+def _psf_for(psfs, slot, band, j, pixfrac=None):
+    """
+    The PSF of ``band`` observed in slot ``j`` (named ``slot``): the given
+    ``psfs``, else the instrument model drizzled with ``pixfrac`` (not None)
+    or the analytic one.
+    """
     if psfs is None:
+        if pixfrac is not None:
+            camera = "ACS/WFC" if band in _ACS_SUBSTITUTES else "WFC3/UVIS"
+            return get_instrument_psf(band, camera, pixfrac=float(pixfrac))
         return get_psf(band)
     if isinstance(psfs, dict):
         for key in (band, slot):
@@ -171,7 +192,12 @@ def _draw_blocks(nblk, rng, R, bands):
         "cosmic_rays": rng.uniform(*R["cosmic_rays"], nblk),
         "hot_pixels": rng.uniform(*R["hot_pixels"], nblk),
         "chip_edge": rng.uniform(*R["chip_edge"], nblk),
+        "instrument_psf": rng.random(nblk) < R["instrument_psf"],
+        "pixfrac": rng.uniform(*R["pixfrac"], nblk),
     }
+    blk["pixfrac"] = np.where(
+        blk["instrument_psf"], np.round(blk["pixfrac"], 2), np.nan
+    )
     blk["psf_band"] = np.clip(blk["psf_band"], 0.8, 1.2)
     return blk
 
@@ -357,9 +383,10 @@ def make_stamps_v2(
     psf_sets = []
     for b in range(nblk):
         scale = blk["psf_scale"][b] * blk["psf_band"][b]
+        pixfrac = blk["pixfrac"][b] if blk["instrument_psf"][b] else None
         psf_sets.append(
             [
-                _psf_for(psfs, slot, band, j).scaled(round(float(scale[j]), 2))
+                _psf_for(psfs, slot, band, j, pixfrac).scaled(round(float(scale[j]), 2))
                 for j, (slot, band) in enumerate(zip(bands, blk_bands[b], strict=True))
             ]
         )
@@ -442,6 +469,11 @@ def make_stamps_v2(
     table["y_offset"] = off[1]
     table.update(extra)
     table["block"] = block
+    given = psfs is not None
+    table["psf_family"] = np.where(
+        given, "given", np.where(blk["instrument_psf"][block], "instrument", "moffat")
+    ).astype("<U10")
+    table["psf_pixfrac"] = np.where(given, np.nan, blk["pixfrac"][block])
     table["psf_scale"] = blk["psf_scale"][block]
     for j, b in enumerate(bands):
         table[f"psf_scale_{b}"] = (blk["psf_scale"][:, None] * blk["psf_band"])[

@@ -19,22 +19,74 @@ from .._constants import DEFAULT_BANDS, PIXEL_SCALE
 from ..data.images import BandImages
 from ..utils._meta import get_meta
 from ..utils._parameters import as_pair, validate_positive_int
-from ._field_v2 import attenuate, field_environment, field_setup, observe
+from ..utils._progress_bars import add_progress_bar
+from ._field_v2 import attenuate, field_environment, field_setup, observe, v_index
 from ._render import KIND_POINT, Components, StampRenderer
-from ._training_v2 import _psf_for
+from ._training_v2 import _psf_for, _slot_bands
 from ._version import resolve_version
 from .observing import (
     DEFAULT_CONDITIONS,
+    PHANGS_EXPTIME,
     ObservingConditions,
     surface_brightness_to_rate,
 )
-from .photometry import flux_to_mag, mag_to_flux
+from .photometry import canonical_band, flux_to_mag, mag_to_flux
 from .populations import draw_population, parameters_for, ssp_colours
 from .psf import get_psf
 
-__all__ = ["simulate_field", "make_wcs", "paint_objects"]
+__all__ = ["simulate_field", "make_wcs", "paint_objects", "field_bands",
+           "ACS_SLOTS"]
 
 _STAMP = 63
+
+#: The WFC3/UVIS band whose place each ACS/WFC band can take (``acs_bands``).
+ACS_SLOTS = {"F435W": "F438W", "F606W": "F555W"}
+
+
+def _acs_bands(acs_bands, bands):
+    """Validate ``acs_bands``: a tuple of ACS bands whose slot is in ``bands``."""
+    if acs_bands is None or acs_bands is False:
+        return ()
+    if acs_bands is True:
+        acs = [b for b in ACS_SLOTS if ACS_SLOTS[b] in bands]
+    else:
+        acs = [acs_bands] if isinstance(acs_bands, str) else list(acs_bands)
+        acs = [str(b).strip().upper() for b in acs]
+    for b in acs:
+        if b not in ACS_SLOTS:
+            raise ValueError(f"'acs_bands' must be among {sorted(ACS_SLOTS)} (or "
+                             f"True for both), got {acs_bands!r}")
+        if ACS_SLOTS[b] not in bands:
+            raise ValueError(f"'acs_bands' {b!r} takes the place of {ACS_SLOTS[b]}, "
+                             f"which is not among the field's bands {bands}")
+    return tuple(dict.fromkeys(acs))
+
+
+def field_bands(bands=DEFAULT_BANDS, acs_bands=None):
+    """
+    The bands of a field from `simulate_field` (true filter names).
+
+    Parameters
+    ----------
+    bands : sequence of str, optional
+        The bands asked for (default ``DEFAULT_BANDS``).
+    acs_bands : str, sequence of str or bool, optional
+        As in `simulate_field`: ACS/WFC bands taking the place of their
+        WFC3/UVIS neighbours (`ACS_SLOTS`).
+
+    Returns
+    -------
+    tuple of str
+
+    Examples
+    --------
+    >>> from astro_clustercls.simulation.field import field_bands
+    >>> field_bands(acs_bands='F606W')
+    ('F275W', 'F336W', 'F438W', 'F606W', 'F814W')
+    """
+    bands = tuple(str(b).upper() for b in bands)
+    acs = _acs_bands(acs_bands, bands)
+    return _slot_bands(bands, "F435W" in acs, "F606W" in acs)
 
 
 def make_wcs(shape, *, ra=150.0, dec=2.0, pixel_scale=PIXEL_SCALE):
@@ -58,13 +110,15 @@ def make_wcs(shape, *, ra=150.0, dec=2.0, pixel_scale=PIXEL_SCALE):
     return w
 
 
-def paint_objects(shape, bands, comp, x, y, *, psfs=None, stamp=_STAMP):
+def paint_objects(shape, bands, comp, x, y, *, psfs=None, stamp=_STAMP,
+                  progress=None):
     """
     Render objects (their `Components`) into noise-free images at (x, y).
 
     Returns an ndarray (B, ny, nx) float64 in electron/s. Positions are
     0-based pixel coordinates of each object's reference point (its light
-    centroid in V).
+    centroid in V). ``progress``, a tqdm bar (anything with ``update(n)``),
+    is advanced by the number of objects of each chunk rendered.
     """
     psfs = psfs or [get_psf(b) for b in bands]
     ny, nx = shape
@@ -90,6 +144,8 @@ def paint_objects(shape, bands, comp, x, y, *, psfs=None, stamp=_STAMP):
             if xa >= xb or ya >= yb:
                 continue
             out[:, ya:yb, xa:xb] += stamps[k][:, ya - y0 : yb - y0, xa - x0 : xb - x0]
+        if progress is not None:
+            progress.update(hi - lo)
     return out
 
 
@@ -169,6 +225,8 @@ def simulate_field(
     simulator=None,
     psfs=None,
     randomise=True,
+    acs_bands=None,
+    progress_bar=False,
 ):
     """
     Simulate a multi-band HST field with star-cluster candidates of known class.
@@ -217,11 +275,31 @@ def simulate_field(
         v2 only: PSF per band (see `make_training_set`).
     randomise : bool or dict, optional
         v2 only: as in `make_training_set`.
+    acs_bands : {'F435W', 'F606W'}, sequence of them, or bool, optional
+        Observe the F438W slot with ACS/WFC F435W and/or the F555W slot with
+        ACS/WFC F606W (True: both; default None: neither), as
+        ``make_training_set(..., simulator='v2')`` does for some blocks: the
+        light of the objects and of the field (diffuse light; with v2 also
+        field stars, HII regions, dust), the PSF, zeropoint, sky and
+        exposure are those of the ACS band. The images and truth columns
+        carry the true filter names (``images.bands`` is
+        ``field_bands(bands, acs_bands)``; classify with
+        ``ClusterClassifier(..., bands={'F555W': 'F606W'})``);
+        ``truth.meta['acs_bands']`` maps each substituted slot to its ACS
+        band; each image's header has ``INSTRUME`` and ``DETECTOR``
+        (``'ACS'``, ``'WFC'``) and ``BANDSLOT`` (the slot); v2 truth tables
+        have the columns ``acs_F435W`` and ``acs_F606W``, as training sets.
+    progress_bar : bool or None, optional
+        Show a progress bar over the objects rendered (default False; None:
+        ``astro_clustercls.conf.progress_bar``).
 
     Returns
     -------
     images : `~astro_clustercls.BandImages`
-        One CCDData per band, electron/s, TAN WCS; NaN in the chip gap.
+        One CCDData per band, electron/s, TAN WCS; NaN in the chip gap. Each
+        one's ``meta`` holds FITS cards: ``FILTER``, ``INSTRUME``,
+        ``DETECTOR``, ``EXPTIME`` (with v2 the exposure drawn for the field),
+        ``BUNIT``, ``SIMVERS`` (simulator version), ``PSFSCALE``.
     truth : `~astropy.table.QTable`
         One row per object: ``x_centroid``, ``y_centroid`` (0-based light
         centroid in F555W), ``sky_centroid``, ``cluster_class``, ``subtype``,
@@ -238,11 +316,22 @@ def simulate_field(
     ('F275W', 'F336W', 'F438W', 'F555W', 'F814W')
     >>> len(truth), str(images.unit)
     (10, 'electron / s')
+
+    A v2 field with ACS/WFC F606W in the F555W slot:
+
+    >>> images, truth = simulate_field(seed=1, n_objects=5, shape=(64, 64),
+    ...                                simulator='v2', acs_bands='F606W')
+    >>> images.bands
+    ('F275W', 'F336W', 'F438W', 'F606W', 'F814W')
+    >>> images['F606W'].meta['INSTRUME'], truth.meta['acs_bands']
+    ('ACS', {'F555W': 'F606W'})
     """
     rng = np.random.default_rng(seed)
     shape = as_pair("shape", shape, lower_bound=(32, 32))
     n_objects = validate_positive_int("n_objects", n_objects)
-    bands = tuple(str(b).upper() for b in bands)
+    slots = tuple(str(b).upper() for b in bands)
+    acs = _acs_bands(acs_bands, slots)
+    bands = field_bands(slots, acs)
     conditions = conditions or DEFAULT_CONDITIONS
     if not isinstance(conditions, ObservingConditions):
         raise TypeError("'conditions' must be an ObservingConditions")
@@ -298,37 +387,52 @@ def simulate_field(
             ):
                 break
         x[i], y[i] = xi, yi
-    if version == "2.0":
-        images, psf_scale, extra_rows, extra_meta = _observe_v2(
-            rng, shape, bands, comp, x, y, light, density, tab, gap,
-            distance=distance, params=p, conditions=conditions, psfs=psfs,
-            randomise=randomise,
-        )
-    else:
-        psf_scale = 1.0 + psf_jitter * rng.standard_normal() if psf_jitter else 1.0
-        psfs = [get_psf(b).scaled(psf_scale) for b in bands]
-        model = paint_objects(shape, bands, comp, x, y, psfs=psfs) + light
-        images = {}
-        for j, b in enumerate(bands):
-            var = conditions.variance(b, model[j])
-            img = (model[j] + rng.standard_normal(shape) * np.sqrt(var)).astype(
-                np.float32
+    bar = add_progress_bar(desc="simulating", total=n_objects,
+                           progress_bar=progress_bar)
+    try:
+        if version == "2.0":
+            images, psf_scale, extra_rows, extra_meta, exptime = _observe_v2(
+                rng, shape, bands, comp, x, y, light, density, tab, gap,
+                distance=distance, params=p, conditions=conditions, psfs=psfs,
+                randomise=randomise, progress=bar,
             )
-            img[gap] = np.nan
-            images[b] = img
-        extra_rows, extra_meta = None, {}
+            tab["acs_F435W"] = np.full(n_objects, "F435W" in acs)
+            tab["acs_F606W"] = np.full(n_objects, "F606W" in acs)
+        else:
+            psf_scale = 1.0 + psf_jitter * rng.standard_normal() if psf_jitter else 1.0
+            psfs = [get_psf(b).scaled(psf_scale) for b in bands]
+            model = paint_objects(shape, bands, comp, x, y, psfs=psfs, progress=bar)
+            model += light
+            images = {}
+            for j, b in enumerate(bands):
+                var = conditions.variance(b, model[j])
+                img = (model[j] + rng.standard_normal(shape) * np.sqrt(var)).astype(
+                    np.float32
+                )
+                img[gap] = np.nan
+                images[b] = img
+            extra_rows, extra_meta = None, {}
+            exptime = {b: conditions.t(b) for b in bands}
+    finally:
+        if bar is not None:
+            bar.close()
     wcs = make_wcs(shape, ra=ra, dec=dec)
     bimg = BandImages(images, wcs=wcs, unit=u.electron / u.s)
-    for b in bands:
+    for slot, b in zip(slots, bands, strict=True):
+        instrument = canonical_band(b).split("/")[0]
         bimg[b].meta.update(
             {
                 "FILTER": b,
-                "EXPTIME": conditions.t(b),
+                "INSTRUME": instrument,
+                "DETECTOR": "WFC" if instrument == "ACS" else "UVIS",
+                "EXPTIME": float(exptime[b]),
                 "BUNIT": "ELECTRONS/S",
                 "SIMVERS": version,
                 "PSFSCALE": psf_scale,
             }
         )
+        if slot != b:
+            bimg[b].meta["BANDSLOT"] = slot
     truth = QTable()
     truth["id"] = np.arange(1, n_objects + 1)
     truth["x_centroid"] = x
@@ -350,6 +454,7 @@ def simulate_field(
             psf_scale=psf_scale,
             background=background,
             distance=distance,
+            acs_bands={ACS_SLOTS[b]: b for b in acs},
             **extra_meta,
         )
     )
@@ -357,7 +462,7 @@ def simulate_field(
 
 
 def _observe_v2(rng, shape, bands, comp, x, y, light, density, tab, gap, *,
-                distance, params, conditions, psfs, randomise):
+                distance, params, conditions, psfs, randomise, progress=None):
     """Simulator v2's field: environment, dust, set-up, noise, artefacts."""
     R, setup = field_setup(rng, bands, randomise)
     scale = setup["psf_scale"] * setup["psf_band"]
@@ -365,7 +470,7 @@ def _observe_v2(rng, shape, bands, comp, x, y, light, density, tab, gap, *,
         _psf_for(psfs, b, b, j).scaled(round(float(scale[j]), 2))
         for j, b in enumerate(bands)
     ]
-    model = paint_objects(shape, bands, comp, x, y, psfs=psf_list)
+    model = paint_objects(shape, bands, comp, x, y, psfs=psf_list, progress=progress)
     envc, tx, ty, ebv, counts = field_environment(
         rng, shape, bands, distance, light, density, R, setup
     )
@@ -387,6 +492,9 @@ def _observe_v2(rng, shape, bands, comp, x, y, light, density, tab, gap, *,
     )
     # stars in small stamps; HII regions (up to ~14 px sigma) in big ones
     pts = one.kind == KIND_POINT
+    if progress is not None:
+        progress.total += int(inside.sum())
+        progress.refresh()
     for sel, stamp in ((pts, 41), (~pts, 127)):
         if sel.any():
             model += paint_objects(
@@ -397,6 +505,7 @@ def _observe_v2(rng, shape, bands, comp, x, y, light, density, tab, gap, *,
                 ey[inside][sel],
                 psfs=psf_list,
                 stamp=stamp,
+                progress=progress,
             )
     model += light
     attenuate(model, bands, ebv)
@@ -407,7 +516,7 @@ def _observe_v2(rng, shape, bands, comp, x, y, light, density, tab, gap, *,
     ix = np.clip(np.rint(x).astype(int), 0, shape[1] - 1)
     tab["dust_lane_ebv"] = ebv[iy, ix]
     # bright field stars become class-4 rows of the truth
-    vcol = list(bands).index("F555W") if "F555W" in bands else len(bands) // 2
+    vcol = v_index(bands)
     zpv = float(mag_to_flux(0.0, bands[vcol]))
     dm = 5 * np.log10(float(distance) * 1e5)
     with np.errstate(divide="ignore"):
@@ -442,7 +551,10 @@ def _observe_v2(rng, shape, bands, comp, x, y, light, density, tab, gap, *,
         tab[f"zp_offset_{b}"] = np.full(n, setup["zp"][j])
     tab["from_field"] = np.zeros(n, bool)
     meta = dict(counts, **art, n_tiles=int(ntile))
-    return images, float(setup["psf_scale"]), rows, {"field_v2": meta}
+    exps = PHANGS_EXPTIME if setup["exposure_set"] == "phangs" else conditions.exptime
+    exptime = {b: exps[b] * conditions.depth_scale * setup["depth_scale"]
+               for b in bands}
+    return images, float(setup["psf_scale"]), rows, {"field_v2": meta}, exptime
 
 
 def _append_field_stars(truth, rows, wcs, bands):
@@ -477,7 +589,7 @@ def _append_field_stars(truth, rows, wcs, bands):
     new["dust_lane_ebv"] = rows["dust_lane_ebv"]
     for key in truth.colnames:
         if key.startswith(("psf_scale", "zp_offset_", "noise_corr", "exposure_set",
-                           "depth_scale", "sfr_density")):
+                           "depth_scale", "sfr_density", "acs_F")):
             new[key] = truth[key][0]
     for j, b in enumerate(bands):
         new[f"flux_{b}"] = rows["flux"][:, j]

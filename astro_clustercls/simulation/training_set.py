@@ -511,6 +511,9 @@ def _make_training_set_v2(
             "acs_b": False,
             "acs_v": False,
             "exposure_set": "legus",
+            # a real galaxy is seen through the instrument's PSF
+            "instrument_psf": True,
+            "pixfrac": 0.8,
         }
     datas, tabs, got = [], [], 0
     while got < n:

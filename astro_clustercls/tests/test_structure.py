@@ -213,7 +213,10 @@ def test_no_import_circles():
 def test_cli_lists_the_experiments_of_the_package():
     """The parser's typed choices agree with the experiments module."""
     from astro_clustercls.cli import _arguments
+    from astro_clustercls.evaluation import transfer
     from astro_clustercls.evaluation.experiments import BUNDLED_RECIPES, LABEL_SETS
 
     assert tuple(sorted(BUNDLED_RECIPES)) == _arguments._ARCHS
+    assert _arguments._RENDERERS == transfer.RENDERERS
+    assert _arguments._ABLATION_VARIANTS == transfer.ABLATION_VARIANTS
     assert tuple(LABEL_SETS) == _arguments._LABEL_SETS

@@ -15,9 +15,11 @@ from astro_clustercls.evaluation.experiments import predict_probs
 from astro_clustercls.evaluation.metrics import per_class_accuracy
 from astro_clustercls.evaluation.transfer import (
     RENDERERS,
+    ablation_to_rst,
     cross_renderer,
     cross_to_rst,
     renderer_sets,
+    transfer_ablation,
 )
 from astro_clustercls.models import (
     _api,
@@ -62,8 +64,13 @@ def test_renderer_sets_reproducible_and_distinct():
     # training and test sets come from different generators
     assert not np.array_equal(a[0].data, a[2].data)
     assert sorted(np.bincount(a[2].true_labels)[1:]) == [2, 2, 2, 2]  # balanced
-    sim = renderer_sets("simulator", size=15, seed=3, n_train=0, n_val=0, n_test=8)[2]
-    assert sim.data.shape == (8, 5, 15, 15)
+    v1 = renderer_sets("v1", size=15, seed=3, n_train=0, n_val=0, n_test=8)[2]
+    v2 = renderer_sets("v2", size=15, seed=3, n_train=0, n_val=0, n_test=8)[2]
+    assert v1.data.shape == v2.data.shape == (8, 5, 15, 15)
+    assert v2.meta["simulator_version"] == "2.0"
+    assert not np.array_equal(v1.data, v2.data)
+    # v2's held-out galaxy is seen through the instrument PSF
+    assert set(v2.table["psf_family"]) == {"instrument"}
     with pytest.raises(ValueError, match="renderer"):
         renderer_sets("blender", size=15, seed=3, n_train=1, n_val=1, n_test=1)
 
@@ -71,14 +78,17 @@ def test_renderer_sets_reproducible_and_distinct():
 def test_cross_renderer_tiny(tiny_recipe, registry):
     torch.set_num_threads(1)
     table = cross_renderer("resnet18", size=15, seed=1, n_train=48, n_val=24,
-                           n_test=32, epochs=1, bundled=("resnet18",))
-    # the bundled network on both renderers, then each trained network on both
+                           n_test=32, epochs=1, bundled=("resnet18",),
+                           transfer="transfer")
+    # the bundled network on every renderer, then each trained network on all
     assert [(r["trained_on"], r["tested_on"]) for r in table] == [
-        ("simulator", "simulator"), ("simulator", "galsim"),
-        *[(a, b) for a in RENDERERS for b in RENDERERS]]
+        *[("n/a", b) for b in RENDERERS],
+        *[(a, b) for a in ("v2", "galsim") for b in RENDERERS]]
+    assert "transfer augmentation" in table["network"][-1]
+    assert table.meta["transfer"]["p"] == 0.5
     # the bundled rows against a recomputation at the weights' temperature
     net = get_model("resnet18", weights="DEFAULT")
-    for row, renderer in zip(table[:2], RENDERERS, strict=True):
+    for row, renderer in zip(table[:3], RENDERERS, strict=True):
         test = renderer_sets(renderer, size=15, seed=1, n_train=0, n_val=0,
                              n_test=32)[2]
         probs = predict_probs(net, test.data, temperature=1.5)
@@ -92,7 +102,24 @@ def test_cross_renderer_tiny(tiny_recipe, registry):
         assert np.all((values[np.isfinite(values)] >= 0)
                       & (values[np.isfinite(values)] <= 1))
     rst = cross_to_rst(table)
-    assert "Wei+2020, NGC 1559" in rst and rst.count("| resnet18") == 6
+    assert "Wei+2020, NGC 1559" in rst and rst.count("| resnet18") == 9
+    assert "simulator v2" in rst and "GalSim" in rst
+
+
+def test_transfer_ablation_tiny(tiny_recipe):
+    torch.set_num_threads(1)
+    table = transfer_ablation("resnet18", variants=("none", "noise"),
+                              tested_on=("v2",), size=15, seed=1, n_train=48,
+                              n_val=24, n_test=32, epochs=1)
+    assert list(table["network"]) == ["none", "noise"]
+    assert set(table["trained_on"]) == {"v2"} and set(table["tested_on"]) == {"v2"}
+    # same seed, same data: only the augmentation differs, so the rows differ
+    assert not np.allclose(np.asarray(table["ece"], float)[0],
+                           np.asarray(table["ece"], float)[1])
+    rst = ablation_to_rst(table)
+    assert "| noise" in rst and "human consistency" in rst
+    with pytest.raises(ValueError, match="variants"):
+        transfer_ablation("resnet18", variants=("focus",))
 
 
 def test_cross_command_rejects_unknown_arch(capsys):

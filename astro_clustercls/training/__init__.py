@@ -8,7 +8,9 @@ normalised multi-band cutouts with labels 1..4 and optional augmentation (the
 (`astro_clustercls.training.loop`) runs the training loop (class balance,
 early stopping on a validation set, atomic checkpoints that resume exactly, a
 per-epoch ECSV log, seeds), `fine_tune` builds everything from a labelled
-source table and images for users with their own catalogs, and
+source table and images for users with their own catalogs,
+`TransferAugmentation` (`astro_clustercls.training.augment`) perturbs raw
+training cutouts as other fields and renderers differ, and
 `fit_temperature` (`astro_clustercls.training.calibration`) calibrates the
 probabilities, and `adapt` (`astro_clustercls.training.adaptation`)
 fine-tunes a network to a user's own field on simulated objects injected into
@@ -17,6 +19,7 @@ its images.
 
 from ..runtime import torch_device as resolve_device
 from .adaptation import ADAPT_DEFAULTS, AdaptResult, adapt
+from .augment import TRANSFER_PRESETS, TransferAugmentation
 from .calibration import fit_temperature
 from .dataset import (
     DEFAULT_DROP_FLAGS,
@@ -40,4 +43,6 @@ __all__ = [
     "adapt",
     "AdaptResult",
     "ADAPT_DEFAULTS",
+    "TransferAugmentation",
+    "TRANSFER_PRESETS",
 ]

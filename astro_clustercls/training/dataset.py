@@ -18,8 +18,9 @@ from ..data.cutouts import make_cutouts
 from ..data.flags import FLAGS
 from ..preprocessing import dihedral
 from ..preprocessing import normalize as _normalize
-from ..utils._parameters import label_array, validate_positive_int
+from ..utils._parameters import label_array, validate_choice, validate_positive_int
 from ..utils.exceptions import ClusterClsWarning
+from .augment import TRANSFER_PRESETS, TransferAugmentation
 
 __all__ = ["LabelledCutouts", "class_weights", "stratified_split", "DEFAULT_DROP_FLAGS"]
 
@@ -117,6 +118,18 @@ def _shift(x, dx, dy):
     return out
 
 
+def _resolve_transfer(transfer):
+    if transfer is None or isinstance(transfer, TransferAugmentation):
+        return transfer
+    if isinstance(transfer, str):
+        return TRANSFER_PRESETS[validate_choice("transfer", transfer,
+                                                tuple(TRANSFER_PRESETS))]
+    if isinstance(transfer, dict):
+        return TransferAugmentation(**transfer)
+    raise TypeError("'transfer' must be None, a TransferAugmentation, a preset name "
+                    f"or a dict of its parameters, got {transfer!r}")
+
+
 def _resolve_normalize(normalize):
     if callable(normalize):
         return normalize, getattr(normalize, "__name__", repr(normalize))
@@ -168,6 +181,12 @@ class LabelledCutouts(torch.utils.data.Dataset):
     noise : float, optional
         Standard deviation of Gaussian noise added in normalised units
         (default 0).
+    transfer : `TransferAugmentation`, str or None, optional
+        With ``augment``, perturb each item's raw pixels before it is
+        normalised as another field or renderer would differ (blur, sub-pixel
+        shift, per-band gain, extra correlated noise, background gradient);
+        ``'transfer'`` for the defaults. The raw cutouts are kept (twice the
+        memory) and each item is normalised when it is drawn. Default None.
     seed : int, optional
         Seed of the augmentation: item ``i`` in epoch ``e`` gets generator
         ``(seed, e, i)``, so augmentation is reproducible whatever the order,
@@ -196,7 +215,8 @@ class LabelledCutouts(torch.utils.data.Dataset):
     """
 
     def __init__(self, data, labels, *, normalize=None, classes=CLASSES, augment=False,
-                 max_shift=1, band_dropout=0.0, noise=0.0, seed=0, bands=None):
+                 max_shift=1, band_dropout=0.0, noise=0.0, transfer=None, seed=0,
+                 bands=None):
         stack = None
         if hasattr(data, "data") and hasattr(data, "flags") and hasattr(data, "bands"):
             stack, data = data, data.data
@@ -225,6 +245,11 @@ class LabelledCutouts(torch.utils.data.Dataset):
             raise ValueError(f"'labels' holds {odd}, not in classes "
                              f"{self.classes.tolist()}")
         func, self.normalization = _resolve_normalize(normalize)
+        self._normalize = func
+        self.transfer = _resolve_transfer(transfer)
+        # the raw cutouts, perturbed per item by the transfer augmentation
+        self._raw = (np.ascontiguousarray(data, dtype=np.float32)
+                     if self.transfer is not None else None)
         normed = np.asarray(func(data), dtype=np.float32)
         if normed.shape != data.shape:
             raise ValueError(f"'normalize' changed the shape {data.shape} -> "
@@ -249,6 +274,7 @@ class LabelledCutouts(torch.utils.data.Dataset):
         self.bands = tuple(bands) if bands is not None else None
         self.stack = stack
         self.indices = np.arange(len(labels))  # rows of the source table / stack
+        self._raw_rows = np.arange(len(labels))  # rows of ``_raw``
 
     # -- torch Dataset protocol
     def __len__(self):
@@ -281,6 +307,13 @@ class LabelledCutouts(torch.utils.data.Dataset):
 
     def _augment(self, x, index):
         rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch, index])
+        if self.transfer is not None:
+            raw = self.transfer(self._raw[self._raw_rows[index]],
+                                np.random.default_rng([self.seed & 0xFFFFFFFF,
+                                                       self.epoch, index, 1]))
+            x = np.nan_to_num(np.asarray(self._normalize(raw[None]), np.float32)[0],
+                              nan=0.0, posinf=0.0, neginf=0.0)
+            x = torch.from_numpy(x)
         k = int(rng.integers(8))
         x = dihedral(x, k)
         if self.max_shift:
@@ -317,6 +350,7 @@ class LabelledCutouts(torch.utils.data.Dataset):
         new.labels = self.labels[indices]
         new.targets = self.targets[torch.from_numpy(indices)]
         new.indices = self.indices[indices]
+        new._raw_rows = self._raw_rows[indices]
         new.stack = None  # the rows of the parent's stack are ``indices``
         if augment is not None:
             new.augment = bool(augment)

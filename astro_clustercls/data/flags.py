@@ -6,30 +6,34 @@ Every output row carries one integer bit mask (``CutoutStack.flags`` and the
 ``classify_flags`` column of a classified table). Each bit is one
 `ClusterFlag`; `FLAGS` is the registry that names, decodes and documents them.
 
-=====  ======================  ================================================
- bit   name                    meaning
-=====  ======================  ================================================
-   1   ``PARTIAL_OFF_IMAGE``   the cutout extends beyond the image; the missing
-                               pixels are filled with ``fill_value``
-   2   ``OFF_IMAGE``           the cutout does not overlap the image at all
-   4   ``NONFINITE``           the cutout holds NaN or infinite pixels that are
-                               inside the image and not masked (chip gaps, bad
-                               pixels); they are kept, as in ``Cutout2D``
-   8   ``MASKED``              the cutout holds masked pixels (``CCDData.mask``,
-                               a DQ array, drizzle weight 0); they are set to
-                               ``fill_value``
-  16   ``BAD_POSITION``        the position is masked, NaN or infinite, or
-                               cannot be converted to pixels through the WCS
-  32   ``BAND_MISSING``        a band the model expects was not given; it was
-                               substituted (see `ClusterClassifier`)
-  64   ``CENTER_BAD``          the central 3x3 pixels are not all valid in
-                               every band (the object itself is affected)
- 128   ``LOW_CONFIDENCE``      the classifier's highest probability is below
-                               its confidence threshold
- 256   ``NOT_CLASSIFIED``      no class could be given (``cluster_class`` is
-                               masked): off the image, bad position or no
-                               valid pixel at all
-=====  ======================  ================================================
+=====  =======================  ==============================================
+ bit   name                     meaning
+=====  =======================  ==============================================
+   1   ``PARTIAL_OFF_IMAGE``    the cutout extends beyond the image; the missing
+                                pixels are filled with ``fill_value``
+   2   ``OFF_IMAGE``            the cutout does not overlap the image at all
+   4   ``NONFINITE``            the cutout holds NaN or infinite pixels that are
+                                inside the image and not masked (chip gaps, bad
+                                pixels); they are kept, as in ``Cutout2D``
+   8   ``MASKED``               the cutout holds masked pixels (``CCDData.mask``,
+                                a DQ array, drizzle weight 0); they are set to
+                                ``fill_value``
+  16   ``BAD_POSITION``         the position is masked, NaN or infinite, or
+                                cannot be converted to pixels through the WCS
+  32   ``BAND_MISSING``         a band the model expects was not given; it was
+                                substituted (see `ClusterClassifier`)
+  64   ``CENTER_BAD``           the central 3x3 pixels are not all valid in
+                                every band (the object itself is affected)
+ 128   ``LOW_CONFIDENCE``       the classifier's highest probability is below
+                                its confidence threshold
+ 256   ``NOT_CLASSIFIED``       no class could be given (``cluster_class`` is
+                                masked): off the image, bad position or no
+                                valid pixel at all
+ 512   ``OUT_OF_DISTRIBUTION``  the object is unlike the network's training
+                                data: its ``ood_score`` is above 1 (see
+                                `astro_clustercls.models.FeatureStatistics`);
+                                its class means little
+=====  =======================  ==============================================
 
 Examples
 --------
@@ -39,12 +43,12 @@ Examples
 >>> int(FLAGS.OFF_IMAGE)
 2
 >>> print(FLAGS)  # doctest: +ELLIPSIS
- bit  name               description
-----  -----------------  -----------
-   1  PARTIAL_OFF_IMAGE  cutout partly beyond the image edge, filled
-   2  OFF_IMAGE          cutout does not overlap the image
+ bit  name                 description
+----  -------------------  -----------
+   1  PARTIAL_OFF_IMAGE    cutout partly beyond the image edge, filled
+   2  OFF_IMAGE            cutout does not overlap the image
 ...
- 256  NOT_CLASSIFIED     no class could be given
+ 512  OUT_OF_DISTRIBUTION  unlike the training data (ood_score > 1)
 """
 
 from dataclasses import dataclass
@@ -157,6 +161,7 @@ FLAGS = FlagRegistry([
     ClusterFlag(64, "CENTER_BAD", "central 3x3 pixels not all valid in every band"),
     ClusterFlag(128, "LOW_CONFIDENCE", "highest class probability below threshold"),
     ClusterFlag(256, "NOT_CLASSIFIED", "no class could be given"),
+    ClusterFlag(512, "OUT_OF_DISTRIBUTION", "unlike the training data (ood_score > 1)"),
 ])
 
 

@@ -44,6 +44,7 @@ from .metrics import (
     per_class_accuracy,
     per_class_precision,
 )
+from .renderers import _scores, _split_rngs, predict_probs, renderer_metrics
 
 __all__ = ["BundledRecipe", "RECIPES", "BUNDLED_RECIPES", "simulated_splits",
            "predict_probs", "heldout_report", "train_bundled", "run_grid",
@@ -97,6 +98,8 @@ class BundledRecipe:
     #: bundled weights ``'MEMBER'`` of the same architecture to start from
     #: (fine-tuning them); None: random initialisation
     init: str | None = None
+    #: what changed from the weights this recipe replaces (model card)
+    changes: str = ""
 
 
 #: Every recipe that produced bundled weights, by (architecture, member), so
@@ -125,7 +128,14 @@ RECIPES = {
     ("resnet18", "SIM2_V1"): BundledRecipe(
         "resnet18", member="SIM2_V1", cutout_size=51, n_train=32000, n_val=4000,
         epochs=4, lr=5e-4, amp="auto", threads=1, simulator="v2",
-        transfer="transfer", init="SIM_V2"),
+        transfer="transfer", init="SIM_V2",
+        changes="Replaces SIM_V2 (trained on simulator v1 only) as the default "
+                "ResNet18: fine-tuned from it on simulator v2 (star-by-star young "
+                "populations, loose associations, crowded neighbourhoods, the "
+                "observing set-up randomised per block of objects including the PSF "
+                "family) with the transfer augmentation (blur, sub-pixel shift, "
+                "per-band gain, correlated noise, background gradients). Judged on "
+                "the GalSim renderer, which no training run ever saw."),
 }
 
 #: The recipe of each architecture's default bundled network.
@@ -136,12 +146,6 @@ BUNDLED_RECIPES = {
 
 #: the label sets of the paper's grid
 LABEL_SETS = ("truth", "consensus", "single_expert")
-
-
-def _split_rngs(seed):
-    """The generators of the training, validation and held-out sets of a seed."""
-    seeds = np.random.SeedSequence(seed).spawn(3)
-    return tuple(np.random.default_rng(s) for s in seeds)
 
 
 def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
@@ -174,48 +178,6 @@ def simulated_splits(*, size, seed, n_train, n_val, n_test, label_set="truth",
     test = make_training_set(n_test, size, s_test, bands=bands, held_out=True,
                              label_noise="consensus", simulator=simulator)
     return train, val, test
-
-
-def predict_probs(model, data, *, normalization="asinh-v1", batch_size=256,
-                  device="cpu", temperature=1.0, tta=False, return_logits=False):
-    """
-    Class probabilities of a network for an (N, B, S, S) array of raw cutouts.
-
-    Each object is normalised on its own (the result does not depend on the
-    batch), then `~astro_clustercls.training.predict_logits` runs the network.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-    data : ndarray (N, B, S, S)
-        Raw cutouts (NaN where there are no pixels).
-    normalization : str, optional
-        The network's normalisation recipe.
-    batch_size, device : optional
-        See `~astro_clustercls.training.predict_logits`.
-    temperature : float, optional
-        Divide the logits by this before the softmax (temperature scaling).
-    tta : bool, optional
-        Average the probabilities over the 8 rotations/flips (the package's
-        convention, `~astro_clustercls.runtime.tta_probabilities`).
-    return_logits : bool, optional
-        Also return the logits (before the temperature; with ``tta``, the
-        logarithm of the averaged probabilities).
-
-    Returns
-    -------
-    probs : ndarray (N, 4) float32
-    logits : ndarray (N, 4) float32
-        Only with ``return_logits``.
-    """
-    # with TTA the logits are the log of the averaged probabilities at the
-    # temperature (the package's convention, as ClusterClassifier(tta=True))
-    logits = predict_logits(model, normalize(data, recipe=normalization),
-                            batch_size=batch_size, device=device, tta=tta,
-                            temperature=temperature)
-    scale = 1.0 if tta else float(temperature)
-    probs = torch.softmax(torch.from_numpy(logits) / scale, dim=1).numpy()
-    return (probs, logits) if return_logits else probs
 
 
 def heldout_report(probs, test_set):
@@ -363,6 +325,11 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
             p = torch.softmax(torch.from_numpy(logits) / t, dim=1).numpy()
             metrics[f"{name}_ece{suffix}"] = round(
                 float(expected_calibration_error(p, labels)), 4)
+    # the other renderers: how the network transfers (model card)
+    run_meta = {"cutout_size": recipe.cutout_size, "bands": list(train_ts.bands),
+                "normalization": norm, "temperature": temperature}
+    metrics["renderers"] = renderer_metrics(result.model, meta=run_meta,
+                                            n_test=min(recipe.n_test, 2000), seed=seed)
     metrics["best_epoch"] = int(result.best_epoch)
     # from the epoch log, so that a resumed run reports the whole training
     metrics["train_seconds"] = round(float(np.sum(result.history["seconds"])), 1)
@@ -383,6 +350,7 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
             "temperature": metrics["temperature"],
             "metrics": metrics | {"heldout_galaxy": dict(HELD_OUT_GALAXY)},
             "recipe": config,
+            "changes": recipe.changes,
             "notes": (
                 (recipe.notes + " " if recipe.notes else "")
                 + (f"Fine-tuned from the bundled {arch} {recipe.init} weights"
@@ -458,14 +426,6 @@ def grid_to_rst(table):
     rows.append(("human consistency", "", "",
                  *(_fmt_range(HUMAN_CONSISTENCY[c]) + " %" for c in CLASSES), ""))
     return grid_table(header, rows) + "\n"
-
-
-def _scores(name, probs, true):
-    pred = CLASSES[np.argmax(probs, axis=1)]
-    rec = per_class_accuracy(true, pred)
-    return [name, *(float(r) for r in rec), float(np.mean(pred == true)),
-            float(np.nanmean(np.asarray(rec, float))),
-            float(expected_calibration_error(probs, true))]
 
 
 def _adapt(net, meta, data, labels, *, epochs, lr, seed, device):

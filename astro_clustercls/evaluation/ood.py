@@ -19,6 +19,7 @@ import numpy as np
 from astropy.table import QTable
 
 from ..models import fit_feature_statistics, stage_features
+from ..models._ood import DETECTION_SIGMA
 from ..preprocessing import normalize
 from ..simulation import make_training_set
 from ..utils._rst import grid_table
@@ -69,12 +70,19 @@ def fit_ood(net, *, n_train=6000, n_val=3000, seed=0, n_components=32, fpr=0.01,
         ts = make_training_set(n, size, rng, bands=bands, vary_conditions=True)
         feats.append(stage_features(net, _batches(ts.data, meta["normalization"],
                                                   batch_size)))
-    return fit_feature_statistics(*feats, n_components=n_components, fpr=fpr)
+    return fit_feature_statistics(*feats, n_components=n_components, fpr=fpr,
+                                  detection_sigma=DETECTION_SIGMA)
 
 
-def ood_rates(net, stats, *, n=1000, seed=1, galsim=True, batch_size=256):
+def ood_rates(net, stats, *, n=1000, seed=1, galsim=True, variants=True,
+              batch_size=256):
     """
     How often the flag fires on in- and out-of-distribution sets.
+
+    The sets are made from ``n`` objects of the simulator's held-out galaxy
+    (seed ``seed``): the galaxy itself, ``n`` objects of the GalSim renderer
+    (when installed), the sets of `~astro_clustercls.evaluation.ood_sets`
+    and, with ``variants``, its ``OOD_VARIANTS``.
 
     Returns
     -------
@@ -96,7 +104,7 @@ def ood_rates(net, stats, *, n=1000, seed=1, galsim=True, batch_size=256):
         if render_alt is not None:
             sets["GalSim renderer"] = ("in", render_alt.make_test_set(
                 n, size, seed, bands=bands).data)
-    for name, data in make_ood_sets(held.data, seed=seed).items():
+    for name, data in make_ood_sets(held.data, seed=seed, variants=variants).items():
         sets[name] = ("out", data)
     rows = []
     for name, (kind, data) in sets.items():

@@ -15,12 +15,52 @@ Each function returns float32 cutouts (N, B, S, S) in the simulator's units
   two weaker horizontal ones);
 - `in_magnitudes`: the same objects converted to magnitudes per pixel (the
   wrong units: brighter is smaller, the sky is ~25).
+
+Two variants check that a score tuned on these sets is not tuned to their
+exact parameters (`OOD_VARIANTS`): `correlated_noise` (sky noise
+correlated over 2x2 pixels, as resampling by drizzle makes it) and the
+JWST-like PSF ten times fainter (fluxes 30-300 instead of 300-3000), from
+another seed.
 """
+
+import math
 
 import numpy as np
 
-__all__ = ["pure_noise", "unphysical_colours", "saturated_blobs", "jwst_like",
-           "in_magnitudes", "OOD_SETS", "make_ood_sets"]
+from ..data.images import BandImages
+
+__all__ = ["as_images", "pure_noise", "correlated_noise", "unphysical_colours",
+           "saturated_blobs", "jwst_like", "in_magnitudes", "OOD_SETS", "OOD_VARIANTS",
+           "make_ood_sets"]
+
+
+def as_images(cutouts, bands):
+    """
+    Cutouts side by side in one image per band, to classify them as a field.
+
+    Parameters
+    ----------
+    cutouts : ndarray (N, B, S, S)
+    bands : sequence of B str
+
+    Returns
+    -------
+    images : `~astro_clustercls.BandImages`
+        Images of ``ceil(sqrt(N))`` cutouts across, zeros where none is.
+    xy : ndarray (N, 2)
+        The cutouts' centres ``(x, y)``, 0-based pixels: the classifier's
+        cutouts there (of side ``S``) are the cutouts given.
+    """
+    n, nb, s, _ = cutouts.shape
+    cols = max(math.ceil(math.sqrt(n)), 1)
+    rows = max(math.ceil(n / cols), 1)
+    image = np.zeros((nb, rows * s, cols * s), np.float32)
+    xy = np.empty((n, 2))
+    for i in range(n):
+        r, c = divmod(i, cols)
+        image[:, r * s:(r + 1) * s, c * s:(c + 1) * s] = cutouts[i]
+        xy[i] = (c * s + s // 2, r * s + s // 2)
+    return BandImages({b: image[k] for k, b in enumerate(bands)}), xy
 
 
 def _noise_sigma(sample):
@@ -38,6 +78,14 @@ def pure_noise(sample, rng):
     sigma = _noise_sigma(sample)
     return (rng.normal(size=sample.shape) * sigma[None, :, None, None]).astype(
         np.float32)
+
+
+def correlated_noise(sample, rng):
+    """Sky noise averaged over 2x2 pixels (as drizzle correlates it), no object."""
+    white = pure_noise(sample, rng)
+    box = (white + np.roll(white, 1, axis=-1) + np.roll(white, 1, axis=-2)
+           + np.roll(np.roll(white, 1, axis=-1), 1, axis=-2)) / 2.0
+    return box.astype(np.float32)
 
 
 def unphysical_colours(sample, factors=None):
@@ -114,8 +162,11 @@ def in_magnitudes(sample, zeropoint=25.0, floor=1e-3):
 OOD_SETS = ("pure noise", "unphysical colours", "saturated blobs", "JWST-like PSF",
             "magnitudes")
 
+#: the variants ``make_ood_sets(..., variants=True)`` adds
+OOD_VARIANTS = ("correlated noise", "JWST-like PSF, 10x fainter")
 
-def make_ood_sets(sample, seed=0):
+
+def make_ood_sets(sample, seed=0, *, variants=False):
     """
     All OOD sets, each from ``sample`` (real-looking cutouts, e.g. simulated).
 
@@ -124,11 +175,13 @@ def make_ood_sets(sample, seed=0):
     sample : ndarray (N, B, S, S)
         Cutouts in electron/s (their noise level and objects are reused).
     seed : int, optional
+    variants : bool, optional
+        Also make the sets of `OOD_VARIANTS` (from seed ``seed + 1``).
 
     Returns
     -------
     dict
-        name (see `OOD_SETS`) -> ndarray (N, B, S, S) float32.
+        name (see `OOD_SETS`, `OOD_VARIANTS`) -> ndarray (N, B, S, S) float32.
 
     Examples
     --------
@@ -141,10 +194,15 @@ def make_ood_sets(sample, seed=0):
     """
     rng = np.random.default_rng(seed)
     sample = np.asarray(sample, np.float32)
-    return {
+    sets = {
         "pure noise": pure_noise(sample, rng),
         "unphysical colours": unphysical_colours(sample),
         "saturated blobs": saturated_blobs(sample, rng),
         "JWST-like PSF": jwst_like(sample, rng),
         "magnitudes": in_magnitudes(sample),
     }
+    if variants:
+        rng = np.random.default_rng(seed + 1)
+        sets["correlated noise"] = correlated_noise(sample, rng)
+        sets["JWST-like PSF, 10x fainter"] = jwst_like(sample, rng, flux=(30.0, 300.0))
+    return sets

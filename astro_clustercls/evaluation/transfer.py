@@ -23,93 +23,33 @@ them with::
 The GalSim renderer needs the ``galsim`` extra (``pip install galsim``).
 """
 
-import importlib
-
 import torch
 from astropy.table import QTable
 
-from .._constants import CLASSES, DEFAULT_BANDS
+from .._constants import CLASSES
 from ..models import build_network, get_model
-from ..simulation import make_training_set
 from ..training import LabelledCutouts, fit_temperature, train
 from ..training.augment import TransferAugmentation
 from ..utils._parameters import validate_choice
 from ..utils._rst import grid_table
-from .experiments import (
-    BUNDLED_RECIPES,
-    _fmt_range,
-    _scores,
-    _split_rngs,
-    predict_probs,
-)
+from .experiments import BUNDLED_RECIPES, _fmt_range
 from .metrics import HUMAN_CONSISTENCY, PAPER_RESULTS
+from .renderers import (
+    RENDERER_NAMES,
+    RENDERERS,
+    _scores,
+    predict_probs,
+    renderer_sets,
+)
 
 __all__ = ["RENDERERS", "ABLATION_VARIANTS", "renderer_sets", "cross_renderer",
            "cross_to_rst", "transfer_ablation", "ablation_to_rst"]
-
-#: the renderers a network can be trained and tested on
-RENDERERS = ("v1", "v2", "galsim")
-
-#: what each renderer is called in the tables
-RENDERER_NAMES = {"v1": "simulator v1", "v2": "simulator v2", "galsim": "GalSim"}
 
 #: the variants of `transfer_ablation`: none, each perturbation alone, all
 ABLATION_VARIANTS = ("none", "blur", "shift", "gain", "noise", "gradient", "all")
 
 _COLUMNS = ["network", "trained_on", "tested_on", *(f"recall_{c}" for c in CLASSES),
             "accuracy", "balanced_accuracy", "ece"]
-
-
-def _render_alt():
-    """The GalSim renderer, with a clear error where GalSim is not installed."""
-    try:
-        return importlib.import_module("astro_clustercls.simulation.render_alt")
-    except ImportError as exc:  # galsim is optional
-        raise ImportError("the 'galsim' renderer needs GalSim: pip install galsim "
-                          f"(or astro-clustercls[galsim]); {exc}") from None
-
-
-def renderer_sets(renderer, *, size, seed, n_train, n_val, n_test,
-                  bands=DEFAULT_BANDS):
-    """
-    Training, validation and test sets from one renderer.
-
-    Parameters
-    ----------
-    renderer : {'v1', 'v2', 'galsim'}
-    size : int
-        Cutout side in pixels.
-    seed : int
-        Each set gets its own generator derived from it.
-    n_train, n_val, n_test : int
-        Set sizes (0 gives None for that set).
-    bands : sequence of str, optional
-
-    Returns
-    -------
-    train, val, test : `~astro_clustercls.simulation.TrainingSet` or None
-        For the simulator (``'v1'``, ``'v2'``): training and validation sets
-        from the training galaxies with varied observing conditions (v1) or
-        v2's domain randomisation, the test set from that version's held-out
-        galaxy (true classes in ``true_labels``). For ``'galsim'``: three
-        class-balanced sets.
-    """
-    renderer = validate_choice("renderer", renderer, RENDERERS)
-    rngs = _split_rngs(seed)
-    sizes = (n_train, n_val, n_test)
-    if renderer in ("v1", "v2"):
-        def training(n, rng):
-            return make_training_set(n, size, rng, bands=bands, simulator=renderer,
-                                     vary_conditions=True)
-
-        make = [training, training,
-                lambda n, rng: make_training_set(n, size, rng, bands=bands,
-                                                 simulator=renderer, held_out=True)]
-    else:
-        make_test_set = _render_alt().make_test_set
-        make = [lambda n, r: make_test_set(n, size, r, bands=bands)] * 3
-    return tuple(m(n, r) if n else None
-                 for m, n, r in zip(make, sizes, rngs, strict=True))
 
 
 def _row(network, trained_on, tested_on, probs, test_set):

@@ -27,9 +27,9 @@ from ..models import (
 )
 from ..models._fusion import densify_small_convs, fold_batchnorm
 
-__all__ = ["file_key", "bundled_sha256", "cached_network", "check_sha256",
-           "clear_model_cache", "model_names", "weights_key", "cached_int8",
-           "int8_cache_dir"]
+__all__ = ["file_key", "bundled_sha256", "bundled_ood", "cached_network",
+           "check_sha256", "clear_model_cache", "model_names", "weights_key",
+           "cached_int8", "int8_cache_dir"]
 
 
 def file_key(weights_path):
@@ -49,6 +49,19 @@ def bundled_sha256(model, weights):
     """SHA-256 of the bundled weights ``weights`` resolves to now (None if none)."""
     try:
         return get_model_weights(model).verify(weights or "DEFAULT").sha256
+    except (ValueError, TypeError):  # get_model raises the user-facing error
+        return None
+
+
+def bundled_ood(model, weights):
+    """
+    The ``meta['ood']`` of the bundled weights ``weights`` resolves to now.
+
+    Read from the registry, not from a cached network: statistics refitted in
+    this process replace the file a cached network's meta names.
+    """
+    try:
+        return get_model_weights(model).verify(weights or "DEFAULT").meta.get("ood")
     except (ValueError, TypeError):  # get_model raises the user-facing error
         return None
 

@@ -14,17 +14,20 @@ import warnings
 
 import numpy as np
 from astropy.coordinates import SkyCoord
-from astropy.table import QTable, Table
+from astropy.table import MaskedColumn, QTable, Table
 
 from ..data.flags import FLAGS
 from ..utils.exceptions import CutoutWarning, InputColumnWarning, WeightsWarning
 
-__all__ = ["OUTPUT_COLUMNS", "CUTOUT_FLAGS", "INPUT_SUFFIX", "output_table",
-           "rename_clashes", "finish_table", "warn_weights", "flag_counts",
-           "cutout_message"]
+__all__ = ["OUTPUT_COLUMNS", "OOD_COLUMN", "CUTOUT_FLAGS", "INPUT_SUFFIX",
+           "output_table", "rename_clashes", "finish_table", "warn_weights",
+           "flag_counts", "cutout_message", "ood_column"]
 
 #: the columns added to the input table, in order
 OUTPUT_COLUMNS = ("cluster_class", "class_prob", "class_prob_max", "classify_flags")
+
+#: the column added after them when the weights carry OOD statistics
+OOD_COLUMN = "ood_score"
 
 #: the flags that say a cutout could not be made in full (a CutoutWarning)
 CUTOUT_FLAGS = ("PARTIAL_OFF_IMAGE", "OFF_IMAGE", "NONFINITE", "MASKED",
@@ -82,6 +85,16 @@ def output_table(sources, resolved, columns=OUTPUT_COLUMNS):
         return QTable({"sky_centroid": coords}), {}
     return QTable({"x_centroid": resolved.xy[:, 0],
                    "y_centroid": resolved.xy[:, 1]}), {}
+
+
+def ood_column(scores, description=None):
+    """The ``ood_score`` column: float64, masked (and NaN) where not scored."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return MaskedColumn(
+        scores, mask=np.isnan(scores), fill_value=np.nan, dtype=np.float64,
+        description=description or (
+            "how unlike the network's training data the object is; above 1: "
+            "flagged OUT_OF_DISTRIBUTION (masked: not classified)"))
 
 
 def flag_counts(flags, names=CUTOUT_FLAGS):

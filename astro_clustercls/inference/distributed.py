@@ -61,7 +61,7 @@ from ..utils._parameters import as_pair, validate_choice, validate_positive_int
 from ..utils._progress_bars import add_progress_bar
 from ..utils.exceptions import ClusterClsWarning, CutoutWarning
 from ._cache import cached_network, file_key, model_names
-from ._tables import OUTPUT_COLUMNS, cutout_message, output_table
+from ._tables import OOD_COLUMN, OUTPUT_COLUMNS, cutout_message, output_table
 from .classifier import ClusterClassifier
 from .ensemble import ClusterEnsemble
 
@@ -470,7 +470,8 @@ def _tile_task(spec, images, tile, xy, call, threads):
     else:
         window = _window_images(_load_images(images), tile)
     table, caught, where = _run_classifier(spec, xy, window, call, threads)
-    return table[list(OUTPUT_COLUMNS)], caught, where
+    return table[[c for c in (*OUTPUT_COLUMNS, OOD_COLUMN) if c in table.colnames]], \
+        caught, where
 
 
 # ---------------------------------------------------------------------------
@@ -727,8 +728,9 @@ def _assemble(plan, parts):
     """One table in input order from the tiles' columns, as one run would give."""
     resolved = plan["resolved"]
     n = len(resolved.xy)
-    table, renamed = output_table(plan["sources"], resolved)
     tables = [t for _, t in parts]
+    table, renamed = output_table(plan["sources"], resolved,
+                                  tuple(tables[0].colnames))
     order = np.concatenate([rows for rows, _ in parts]) if parts else np.zeros(0, int)
     with warnings.catch_warnings():
         # the tiles' meta (dates) may differ: the first tile's is kept
@@ -738,7 +740,7 @@ def _assemble(plan, parts):
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
     stacked = stacked[inverse] if n else stacked[:0]
-    for col in OUTPUT_COLUMNS:
+    for col in tables[0].colnames:
         table[col] = stacked[col]
     meta = dict(tables[0].meta["astro_clustercls"])
     meta["positions"] = resolved.source

@@ -26,7 +26,19 @@ The output is the input table, every row in input order, with the columns of
                      that member gave none)
 ``classify_flags``   OR of the members' flags; ``NOT_CLASSIFIED`` and
                      ``LOW_CONFIDENCE`` are set from the ensemble's own result
+                     (``OUT_OF_DISTRIBUTION`` is set where any member sets it)
 ===================  =========================================================
+
+When members carry out-of-distribution statistics (both bundled networks
+do), `ENSEMBLE_OOD_COLUMNS` follow:
+
+====================  ========================================================
+``ood_score``         the largest of the members' OOD scores (masked where no
+                      member scored the row); above 1 exactly where some
+                      member flagged the row ``OUT_OF_DISTRIBUTION``
+``member_ood_score``  (N, M) each member's score, in member order (NaN where
+                      that member gave none: no statistics, or no class)
+====================  ========================================================
 """
 
 import numbers
@@ -43,14 +55,18 @@ from ..data.flags import FLAGS
 from ..data.images import bands_of
 from ..utils._meta import get_meta
 from ..utils.exceptions import CutoutWarning
-from ._tables import finish_table, rename_clashes
+from ._tables import OOD_COLUMN, finish_table, ood_column, rename_clashes
 from .classifier import OUTPUT_COLUMNS, ClusterClassifier
 
-__all__ = ["ClusterEnsemble", "combine_votes", "ENSEMBLE_COLUMNS", "Votes"]
+__all__ = ["ClusterEnsemble", "combine_votes", "ENSEMBLE_COLUMNS",
+           "ENSEMBLE_OOD_COLUMNS", "Votes"]
 
 #: the columns added to the input table by `ClusterEnsemble`, in order
 ENSEMBLE_COLUMNS = ("cluster_class", "class_prob", "class_prob_max", "class_agreement",
                     "class_n_members", "member_class", "classify_flags")
+
+#: the columns added after them when some member carries OOD statistics
+ENSEMBLE_OOD_COLUMNS = (OOD_COLUMN, "member_ood_score")
 
 #: options of the classifier that name one network's weights: given per member
 _PER_MEMBER_ONLY = ("weights", "weights_path", "weights_sha256", "weights_meta")
@@ -423,6 +439,12 @@ class ClusterEnsemble:
         """The largest cutout size of the members (e.g. for a cutout gallery)."""
         return max(self.cutout_sizes)
 
+    @property
+    def output_columns(self):
+        """The columns this ensemble adds, in order."""
+        ood = any(OOD_COLUMN in clf.output_columns for clf in self.members)
+        return ENSEMBLE_COLUMNS + (ENSEMBLE_OOD_COLUMNS if ood else ())
+
     def __len__(self):
         return len(self.members)
 
@@ -464,11 +486,12 @@ class ClusterEnsemble:
         """
         images = bands_of(images)
         renamed = {}
+        out_columns = self.output_columns
         if isinstance(sources, Table):
-            if any(c in sources.colnames for c in ENSEMBLE_COLUMNS):
+            if any(c in sources.colnames for c in out_columns):
                 # kept under new names (one warning), never replaced
                 sources = sources.copy(copy_data=False)
-                renamed = rename_clashes(sources, ENSEMBLE_COLUMNS)
+                renamed = rename_clashes(sources, out_columns)
         with warnings.catch_warnings():
             # one CutoutWarning for the ensemble (below), not one per member
             warnings.simplefilter("ignore", CutoutWarning)
@@ -501,8 +524,13 @@ class ClusterEnsemble:
         flags |= np.where(low, FLAGS.LOW_CONFIDENCE.bit, 0).astype(np.int32)
         flags |= np.where(done, 0, FLAGS.NOT_CLASSIFIED.bit).astype(np.int32)
 
+        member_scores = np.stack([
+            np.ma.filled(np.ma.asarray(t[OOD_COLUMN], dtype=np.float64), np.nan)
+            if OOD_COLUMN in t.colnames else np.full(n, np.nan)
+            for t in tables], axis=1)
         table = tables[0]
-        table.remove_columns([c for c in OUTPUT_COLUMNS if c in table.colnames])
+        table.remove_columns([c for c in (*OUTPUT_COLUMNS, OOD_COLUMN)
+                              if c in table.colnames])
         member_meta = [t.meta["astro_clustercls"] for t in tables]
         first_meta = member_meta[0]
         names = [clf.model for clf in self.members]
@@ -535,6 +563,19 @@ class ClusterEnsemble:
         table["classify_flags"] = Column(
             flags, description="quality bit mask (OR of the members'), see "
                                "astro_clustercls.data.flags.FLAGS")
+        if ENSEMBLE_OOD_COLUMNS[0] in out_columns:
+            scored = ~np.isnan(member_scores)
+            best = np.where(scored.any(axis=1), np.nanmax(
+                np.where(scored, member_scores, -np.inf), axis=1), np.nan)
+            table[OOD_COLUMN] = ood_column(best, description=(
+                "largest of the members' OOD scores; above 1: flagged "
+                "OUT_OF_DISTRIBUTION (masked: no member scored the row)"))
+            table["member_ood_score"] = Column(
+                member_scores, description="OOD score given by each member, in "
+                "order (NaN: none): " + ", ".join(
+                    f"{i} {m['model']} ({m.get('weights')})"
+                    for i, m in enumerate(member_meta)))
+            table["member_ood_score"].meta["members"] = names
 
         members = [{k: v for k, v in m.items() if k not in _SHARED_META}
                    for m in member_meta]

@@ -654,6 +654,7 @@ def register_bundled_weights(model, name, member, meta, *, overwrite=False):
     validate_positive_int("meta['cutout_size']", meta["cutout_size"])
     meta["num_params"] = _num_params(model)
     meta.pop("sha256", None)
+    meta.pop("ood", None)  # statistics of other weights: refit for these
 
     data_dir = Path(DATA_DIR)
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,14 @@ than the folded ``channels_last`` torch forward. The 7-bit weights used here
 (``reduce_range``) keep the ``vpmaddubsw`` sums of CPUs without VNNI from
 saturating, so the int8 products are exact on every x86 CPU.
 
+The exported graphs (int8 and float32) also output the pooled features of
+every stage of the network (`~astro_clustercls.models.network_stages`), for
+the out-of-distribution score: the nodes that only compute them stay
+float32, so the logits' graph is quantized exactly as without them, and the
+score costs the int8 path about what it costs the float32 one
+(``benchmarks/bench_ood.py``; the classifier recomputes in float32 the
+stage features of rows whose score is near its threshold).
+
 ONNX Runtime is an optional dependency: ``onnxruntime`` to run, plus ``onnx``
 to quantize; both are imported on use, with an ImportError naming them.
 """
@@ -81,6 +89,7 @@ from torch import nn
 from ..utils._parameters import validate_positive_int
 from ..utils.exceptions import ClusterClsWarning
 from ._fusion import fold_batchnorm
+from ._ood import network_stages
 
 __all__ = ["Int8Network", "quantize_network", "int8_network",
            "simulated_calibration", "int8_support", "int8_expected_faster",
@@ -108,7 +117,8 @@ VALIDATION_SIZE = 512
 _CALIBRATION_BATCH = 64
 _OPSET = 17
 _INPUT, _OUTPUT = "x", "logits"
-_FORMAT_VERSION = 1
+# format 2: the graphs also output the pooled stage features (the OOD score's)
+_FORMAT_VERSION = 2
 # operators quantized (None: all ONNX Runtime can, but the head)
 _OP_TYPES = None
 _INSTALL_HINT = ("int8 inference needs the optional packages onnxruntime and onnx: "
@@ -297,23 +307,53 @@ def _validate_margin(margin, allow_auto=False):
 # ---------------------------------------------------------------------------
 # export and quantization
 # ---------------------------------------------------------------------------
-def _export_onnx(net, example, path):
-    """Write ``net`` (float32, CPU, eval) as ONNX with a dynamic batch axis."""
+class _WithStages(nn.Module):
+    """A network of ours returning its logits and pooled stage features."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        logits, stages = network_stages(self.net, x)
+        return (logits, *stages)
+
+
+def _n_stages(net, example):
+    """Pooled stage outputs of a ResNet18/VGG19-BN of ours (0 for other networks)."""
+    if not (hasattr(net, "layer4") or hasattr(net, "features")):
+        return 0
+    with torch.no_grad():
+        return len(network_stages(net, example)[1])
+
+
+def _stage_names(n_stages):
+    return [f"stage{i}" for i in range(n_stages)]
+
+
+def _export_onnx(net, example, path, n_stages=0):
+    """
+    Write ``net`` (float32, CPU, eval) as ONNX with a dynamic batch axis; with
+    ``n_stages``, its pooled stage features are outputs too.
+    """
+    outputs = [_OUTPUT, *_stage_names(n_stages)]
+    if n_stages:
+        net = _WithStages(net)
+    axes = {name: {0: "batch"} for name in [_INPUT, *outputs]}
     with warnings.catch_warnings(), torch.no_grad():
         # the exporters' deprecation notices and tracer warnings are theirs
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(net, (example,), path, dynamo=False,
-                              input_names=[_INPUT], output_names=[_OUTPUT],
-                              dynamic_axes={_INPUT: {0: "batch"},
-                                            _OUTPUT: {0: "batch"}},
+                              input_names=[_INPUT], output_names=outputs,
+                              dynamic_axes=axes,
                               opset_version=_OPSET, do_constant_folding=True)
             return
         except (TypeError, RuntimeError, ImportError, NotImplementedError) as exc:
             legacy_error = exc  # the TorchScript exporter is gone: try torch.export
         try:
             torch.onnx.export(net, (example,), path, dynamo=True, verbose=False,
-                              input_names=[_INPUT], output_names=[_OUTPUT],
+                              input_names=[_INPUT], output_names=outputs,
                               dynamic_shapes=({0: torch.export.Dim("batch")},),
                               opset_version=max(_OPSET, 18), external_data=False)
         except Exception as exc:
@@ -323,13 +363,32 @@ def _export_onnx(net, example, path):
                 f"exporter, which needs onnxscript: {exc!r})") from exc
 
 
-def _head_nodes(path):
-    """Names of the fully connected nodes (Gemm, MatMul) of an ONNX model."""
+def _float_nodes(path):
+    """
+    Names of the nodes of an ONNX model that stay float32: the fully connected
+    ones (Gemm, MatMul) and those that only feed the stage outputs (the pooled
+    statistics), so the logits' graph is quantized as without stage outputs.
+    Unnamed nodes are named (the file is rewritten).
+    """
     import onnx
 
     model = onnx.load(path, load_external_data=False)
+    renamed = False
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"_node{i}"
+            renamed = True
+    if renamed:
+        onnx.save(model, path)
+    producer = {out: node for node in model.graph.node for out in node.output}
+    needed, todo = set(), [_OUTPUT]
+    while todo:
+        node = producer.get(todo.pop())
+        if node is not None and node.name not in needed:
+            needed.add(node.name)
+            todo.extend(node.input)
     return [node.name for node in model.graph.node
-            if node.op_type in ("Gemm", "MatMul")]
+            if node.op_type in ("Gemm", "MatMul") or node.name not in needed]
 
 
 class _Quiet:
@@ -377,7 +436,7 @@ def _quantize_onnx(float_path, int8_path, cutouts, op_types=None):
             float_path, int8_path, Reader(),
             quant_format=q.QuantFormat.QDQ,
             op_types_to_quantize=op_types,
-            nodes_to_exclude=_head_nodes(float_path),  # the head stays float32
+            nodes_to_exclude=_float_nodes(float_path),  # head, stage statistics
             per_channel=True,
             reduce_range=True,  # 7-bit weights: exact products without VNNI
             activation_type=q.QuantType.QUInt8,
@@ -489,10 +548,11 @@ def quantize_network(net, calibration, *, margin=DEFAULT_MARGIN, validation=None
     if out.ndim != 2:
         raise ValueError(f"'net' must return (N, classes) logits, got shape "
                          f"{tuple(out.shape)}")
+    n_stages = _n_stages(float_net, example)
     with tempfile.TemporaryDirectory(prefix="astro_clustercls-int8-") as tmp:
         float_path = os.path.join(tmp, "float.onnx")
         int8_path = os.path.join(tmp, "int8.onnx")
-        _export_onnx(float_net, example, float_path)
+        _export_onnx(float_net, example, float_path, n_stages)
         _quantize_onnx(float_path, int8_path, cutouts, _OP_TYPES)
         with open(float_path, "rb") as f:
             float_model = f.read()
@@ -503,7 +563,7 @@ def quantize_network(net, calibration, *, margin=DEFAULT_MARGIN, validation=None
 
     info = {"margin": margin, "n_calibration": int(len(cutouts)),
             "input_shape": [int(v) for v in cutouts.shape[1:]],
-            "num_classes": int(out.shape[1]),
+            "num_classes": int(out.shape[1]), "n_stages": n_stages,
             "weights_sha256": meta.get("sha256"),
             "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
             "scheme": "static QDQ, convolutions int8 (weights per channel 7 bit, "
@@ -609,7 +669,8 @@ class Int8Network(nn.Module):
     ----------
     int8_model, float_model : bytes
         The quantized and the float ONNX models (input ``'x'``, output
-        ``'logits'``).
+        ``'logits'``, then, for our ResNet18 and VGG19-BN, ``'stage0'``...
+        the pooled stage features: ``info['n_stages']`` of them).
     margin : float, optional
         See `quantize_network`.
     info : dict, optional
@@ -683,7 +744,41 @@ class Int8Network(nn.Module):
         """Logits (N, classes) float32 numpy of ``x`` by one model, no guard."""
         return self._session(kind).run([_OUTPUT], {_INPUT: x})[0]
 
-    def forward(self, x):
+    @property
+    def n_stages(self):
+        """Number of pooled stage outputs (0: built without them)."""
+        return int(self.info.get("n_stages", 0))
+
+    def run_stages(self, x, kind="int8"):
+        """Logits and pooled stage features (numpy) of ``x`` by one model, no guard."""
+        out = self._session(kind).run([_OUTPUT, *_stage_names(self.n_stages)],
+                                      {_INPUT: x})
+        return out[0], out[1:]
+
+    def forward_with_stages(self, x, kind="int8"):
+        """
+        Logits (guarded, as `forward`) and pooled stage features, CPU tensors.
+
+        The stage features are those `~astro_clustercls.models.network_stages`
+        computes, from the int8 network (``kind='int8'``, rows of near-tied
+        logits recomputed in float32) or from the float32 one (``'float'``).
+        """
+        if not self.n_stages:
+            raise ValueError("this int8 network was built without stage outputs; "
+                             "build it again (int8_network) for the OOD score")
+        x = self._input(x)
+        block = self.block_rows
+        parts = [self.run_stages(x[i:i + block], kind) for i in range(0, len(x), block)]
+        if not parts:
+            raise ValueError("forward_with_stages needs at least one row")
+        logits = np.concatenate([p[0] for p in parts])
+        stages = [np.concatenate([p[1][s] for p in parts])
+                  for s in range(self.n_stages)]
+        if kind == "int8":
+            self._guard(x, logits)
+        return torch.from_numpy(logits), [torch.from_numpy(s) for s in stages]
+
+    def _input(self, x):
         if isinstance(x, torch.Tensor):
             if x.device.type != "cpu":
                 raise ValueError(f"int8 inference runs on the CPU; the input is on "
@@ -693,12 +788,21 @@ class Int8Network(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"input must have shape (N, bands, size, size), got "
                              f"{x.shape}")
+        return x
+
+    def forward(self, x):
+        x = self._input(x)
         n_classes = int(self.info.get("num_classes", 0)) or None
         if x.shape[0] == 0:
             return torch.zeros((0, n_classes or 0), dtype=torch.float32)
         block = self.block_rows
         logits = np.concatenate([self.run(x[i:i + block], "int8")
                                  for i in range(0, len(x), block)])
+        return torch.from_numpy(self._guard(x, logits))
+
+    def _guard(self, x, logits):
+        """Recompute in float32, in place, the rows of ``logits`` that near-tie."""
+        block = self.block_rows
         self.n_rows += len(x)
         if self.margin > 0 and logits.shape[1] > 1:
             # the near-ties of the whole input together: small float32 batches
@@ -708,7 +812,7 @@ class Int8Network(nn.Module):
                 rows = redo[i:i + block]
                 logits[rows] = self.run(np.ascontiguousarray(x[rows]), "float")
             self.n_recomputed += int(redo.size)
-        return torch.from_numpy(logits)
+        return logits
 
     def _both(self, cutouts, batch_size=256):
         """int8 (unguarded) and float32 logits of ``cutouts``, numpy."""

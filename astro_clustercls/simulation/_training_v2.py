@@ -60,6 +60,7 @@ from ._popcore import _resolve_distance, pc_per_pixel
 from ._populations_v2 import extinction
 from ._render import Components, VariantStampRenderer
 from .instrument_psf import get_instrument_psf
+from .measure import _aperture_corrections
 from .observing import PHANGS_EXPTIME, correlated_noise
 from .photometry import zeropoint
 from .populations import draw_population
@@ -69,7 +70,7 @@ __all__ = [
     "DOMAIN_RANDOMISATION",
     "NOMINAL_CONDITIONS",
     "make_stamps_v2",
-    "fix_substitute_zeropoints",
+    "fix_v2_photometry",
 ]
 
 #: Ranges of simulator v2's domain randomisation (see the module docstring).
@@ -497,20 +498,50 @@ def make_stamps_v2(
     return img, var, table
 
 
-def fix_substitute_zeropoints(meas, table, bands):
-    """
-    Correct measured magnitudes (`quick_measure`, `measure_stamps`) of cutouts
-    whose F438W / F555W slots hold ACS F435W / F606W: they were converted with
-    the slot band's zeropoint; a catalog quotes them in the band observed.
-    Modifies and returns ``meas``.
-    """
-    bands = [str(b).upper() for b in bands]
+def _observed_bands(table, bands):
+    """(N, B) array of the band each cutout observed in each slot (ACS or not)."""
+    n = len(next(iter(table.values()))) if isinstance(table, dict) else len(table)
+    observed = np.tile(np.array(bands, dtype="<U8"), (n, 1))
     for slot, sub, flag in (
         ("F438W", "F435W", "acs_F435W"),
         ("F555W", "F606W", "acs_F606W"),
     ):
         if slot in bands and flag in table:
-            j = bands.index(slot)
-            on = np.asarray(table[flag], bool)
-            meas["mag"][on, j] += zeropoint(sub) - zeropoint(slot)
+            observed[np.asarray(table[flag], bool), bands.index(slot)] = sub
+    return observed
+
+
+def fix_v2_photometry(meas, table, bands):
+    """
+    Correct measured magnitudes (`quick_measure`, `measure_stamps`) of v2
+    cutouts for how they were observed; modifies and returns ``meas``.
+
+    - Slots that hold ACS F435W / F606W were converted with the slot band's
+      zeropoint; a catalog quotes them in the band observed.
+    - The measurement's aperture correction is that of the analytic PSF; a
+      catalog uses its own field's (LEGUS: from isolated objects of the
+      field), so cutouts rendered through the instrument PSF get the
+      instrument model's correction (at their drizzle drop, to 0.05).
+    """
+    bands = [str(b).upper() for b in bands]
+    observed = _observed_bands(table, bands)
+    for j, slot in enumerate(bands):
+        sub = observed[:, j] != slot
+        meas["mag"][sub, j] += np.array(
+            [zeropoint(b) for b in observed[sub, j]]) - zeropoint(slot)
+    if "psf_family" not in table:
+        return meas
+    instrument = np.asarray(table["psf_family"]) == "instrument"
+    pixfrac = np.round(np.asarray(table["psf_pixfrac"], float) / 0.05) * 0.05
+    base = _aperture_corrections(bands)
+    for pf in np.unique(pixfrac[instrument]):
+        rows = instrument & (pixfrac == pf)
+        for band in np.unique(observed[rows]):
+            camera = "ACS/WFC" if band in _ACS_SUBSTITUTES else "WFC3/UVIS"
+            psf = get_instrument_psf(band, camera, pixfrac=float(pf))
+            corr = _aperture_corrections([band], psfs=[psf])[0]
+            on = rows[:, None] & (observed == band)
+            slot = np.nonzero(on.any(axis=0))[0]
+            for j in slot:
+                meas["mag"][on[:, j], j] += corr - base[j]
     return meas

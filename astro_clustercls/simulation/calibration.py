@@ -30,7 +30,7 @@ import numpy as np
 from .._constants import DEFAULT_BANDS
 from ..data.catalogs import read_legus_directory
 from ..utils._rst import grid_table
-from ._training_v2 import fix_substitute_zeropoints, make_stamps_v2
+from ._training_v2 import fix_v2_photometry, make_stamps_v2
 from ._version import resolve_version
 from .measure import (
     legus_selection,
@@ -273,7 +273,7 @@ def simulated_summary(
             else quick_measure(img, var, bands)
         )
         if version == "2.0":
-            fix_substitute_zeropoints(meas, tab, bands)
+            fix_v2_photometry(meas, tab, bands)
         sel = legus_selection(meas, dist, bands, ci_cut=cut, rng=rng)
         det = (np.nan_to_num(meas["err"][sel], nan=9) <= 0.3).astype(float)
         weights = None

@@ -42,17 +42,19 @@ def _ap_weights(size, radius, center):
 _APCOR_CACHE = {}
 
 
-def _aperture_corrections(bands, radius=APERTURE):
+def _aperture_corrections(bands, radius=APERTURE, psfs=None):
     """
     Average aperture corrections (mag) from a ``radius`` aperture to the total.
 
     Like LEGUS's average corrections, they are those of a typical cluster (a
-    round EFF profile, gamma = 3, effective radius 1.2 px), not of a star.
+    round EFF profile, gamma = 3, effective radius 1.2 px), not of a star,
+    seen through ``psfs`` (one per band; default `get_psf` of each band).
     """
-    key = (tuple(bands), float(radius))
+    psfs = tuple(get_psf(b) for b in bands) if psfs is None else tuple(psfs)
+    key = (tuple(bands), float(radius), psfs)
     if key not in _APCOR_CACHE:
         comp = Components.single_eff(1.2, np.ones(len(bands)))
-        r = StampRenderer([get_psf(b) for b in bands], 63, pad=512)
+        r = StampRenderer(list(psfs), 63, pad=512)
         img = r.render(comp, 1)[0]
         w = _ap_weights(63, radius, (31, 31))
         _APCOR_CACHE[key] = -2.5 * np.log10((img * w).sum(axis=(1, 2)))

@@ -22,7 +22,7 @@ from . import _fourier
 from ._render import KIND_GAUSS, Components, StampRenderer
 from ._training_v2 import (
     DOMAIN_RANDOMISATION,
-    fix_substitute_zeropoints,
+    fix_v2_photometry,
     make_stamps_v2,
 )
 from ._version import resolve_version
@@ -535,7 +535,7 @@ def _make_training_set_v2(
             fixed=fixed,
         )
         if select:
-            meas = fix_substitute_zeropoints(quick_measure(img, var, bands), tab, bands)
+            meas = fix_v2_photometry(quick_measure(img, var, bands), tab, bands)
             img, tab = _select(img, tab, meas, bands, want)
         datas.append(img)
         tabs.append(tab)

@@ -16,15 +16,16 @@ PARTIAL, OFF, NONFINITE, MASKED, BADPOS, CENTER = (
 
 
 def test_registry():
-    assert [f.bit for f in FLAGS] == [1, 2, 4, 8, 16, 32, 64, 128, 256]
-    assert len(FLAGS) == 9 and FLAGS.names[0] == "PARTIAL_OFF_IMAGE"
+    assert [f.bit for f in FLAGS] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+    assert len(FLAGS) == 10 and FLAGS.names[0] == "PARTIAL_OFF_IMAGE"
     assert FLAGS["MASKED"] is FLAGS.MASKED and int(FLAGS.MASKED) == 8
     assert FLAGS.OFF_IMAGE | FLAGS.NONFINITE == 6 and 1 | FLAGS.OFF_IMAGE == 3
     assert decode_flags(0) == ()
     assert FLAGS.decode(np.int32(1 | 64 | 256)) == ("PARTIAL_OFF_IMAGE", "CENTER_BAD",
                                                      "NOT_CLASSIFIED")
-    with pytest.raises(ValueError, match="unknown bits 512"):
-        FLAGS.decode(512 | 1)
+    assert FLAGS.decode(512) == ("OUT_OF_DISTRIBUTION",)
+    with pytest.raises(ValueError, match="unknown bits 1024"):
+        FLAGS.decode(1024 | 1)
     with pytest.raises(KeyError, match="known flags"):
         FLAGS["OFFIMAGE"]
     np.testing.assert_array_equal(FLAGS.to_mask([0, 1, 8, 9], ["MASKED", "OFF_IMAGE"]),

@@ -13,6 +13,7 @@ from astro_clustercls.cli import main as cli_main
 from astro_clustercls.evaluation import experiments
 from astro_clustercls.evaluation.experiments import predict_probs
 from astro_clustercls.evaluation.metrics import per_class_accuracy
+from astro_clustercls.evaluation.renderers import renderer_metrics
 from astro_clustercls.evaluation.transfer import (
     RENDERERS,
     ablation_to_rst,
@@ -125,3 +126,24 @@ def test_transfer_ablation_tiny(tiny_recipe):
 def test_cross_command_rejects_unknown_arch(capsys):
     assert cli_main(["experiments", "cross", "--arch", "resnet50"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_renderer_metrics_match_the_cross_table(registry):
+    """What the weights' meta records per renderer is the cross table's row."""
+    net = get_model("resnet18", weights="DEFAULT")
+    metrics = renderer_metrics(net, n_test=32, seed=1)
+    assert list(metrics) == list(RENDERERS)
+    table = cross_renderer("resnet18", size=15, seed=1, n_train=0, n_test=32,
+                           bundled=("resnet18",))
+    for row in table:
+        m = metrics[str(row["tested_on"])]
+        assert m["n"] == 32
+        assert m["balanced_accuracy"] == pytest.approx(row["balanced_accuracy"],
+                                                       abs=1e-4)
+        assert m["ece"] == pytest.approx(row["ece"], abs=1e-4)
+        for c in (1, 2, 3, 4):
+            assert m["recall"][c] == pytest.approx(row[f"recall_{c}"], abs=1e-4,
+                                                   nan_ok=True)
+    json.dumps(metrics)  # JSON-able, for the weights' meta
+    with pytest.raises(ValueError, match="renderers"):
+        renderer_metrics(net, renderers=("hubble",))

@@ -115,6 +115,9 @@ class TrainResult:
         if missing:
             raise ValueError(f"the weights' meta lacks {missing}: pass them in 'meta'")
         info.pop("sha256", None)
+        # the OOD statistics of the weights trained from belong to those
+        # weights, not to these (refit: astro-clustercls experiments ood)
+        info.pop("ood", None)
         return save_weights(self.model, path, info, fp16=fp16)
 
 

@@ -41,6 +41,11 @@ images only, with no real HST image, no human label and no ImageNet weights.
 """
 
 
+#: the test sets of `astro_clustercls.evaluation.renderers`, as the cards name them
+RENDERERS = {"v1": "simulator v1, held-out galaxy",
+             "v2": "simulator v2, held-out galaxy", "galsim": "GalSim renderer"}
+
+
 def _title(text, char="*", over=True):
     line = char * len(text)
     return f"{line}\n{text}\n{line}\n" if over else f"{text}\n{line}\n"
@@ -150,6 +155,27 @@ def render_card(entry, *, is_default=False):
              f"{metrics.get(f'{key}_ece_calibrated', float('nan')):.3f}"]
             for key, name in (("val", "validation (training galaxies)"),
                               ("heldout", "held-out galaxy"))]))
+
+    renderers = metrics.get("renderers") or {}
+    if renderers:
+        out.append(_title("Other renderers", "=", over=False))
+        out.append(
+            "The same network on the test sets of other renderers "
+            "(:ref:`transfer`): the simulator's v1 and v2 held-out galaxies and "
+            "the independent GalSim renderer, which no training run ever saw. "
+            "Recall per class against the true classes; ECE of the probabilities "
+            "at the temperature above.\n")
+        rows = [[RENDERERS.get(name, name), str(m.get("n", "--")),
+                 *(_pct(_by_class(m.get("recall")).get(c)) for c in (1, 2, 3, 4)),
+                 _pct(m.get("balanced_accuracy")), f"{float(m.get('ece')):.3f}"]
+                for name, m in renderers.items()]
+        rows.append(["Wei+2020 (NGC 1559)", "", *(_range(PAPER[c]) for c in
+                                                  (1, 2, 3, 4)), "", ""])
+        out.append(_table(["test set", "objects", "class 1", "class 2", "class 3",
+                           "class 4", "balanced", "ECE"], rows))
+    if meta.get("changes"):
+        out.append(_title("What changed", "=", over=False))
+        out.append(f"{meta['changes']}\n")
 
     out.append(_title("Intended use", "=", over=False))
     out.append(

@@ -110,3 +110,25 @@ def test_empty_index():
 def test_parse_catches_bad_rst():
     with pytest.raises(SystemMessage):
         _parse("+---+\n| a |\n+--+\n")
+
+
+def test_card_other_renderers_and_changes():
+    entry = _entry()
+    entry["meta"]["metrics"]["renderers"] = {
+        "v2": {"n": 2000, "recall": {"1": 0.71, "2": 0.45, "3": 0.5, "4": 0.66},
+               "accuracy": 0.6, "balanced_accuracy": 0.58, "ece": 0.0412},
+        "galsim": {"n": 2000, "recall": {"1": 0.7, "2": 0.4, "3": 0.43, "4": 0.9},
+                   "accuracy": 0.61, "balanced_accuracy": 0.6075, "ece": 0.2061},
+    }
+    entry["meta"]["changes"] = "Replaces SIM_V1: trained on simulator v2."
+    text = render_card(entry)
+    _parse(text)
+    assert "Other renderers" in text and "What changed" in text
+    assert "Replaces SIM_V1: trained on simulator v2." in text
+    galsim = next(line for line in text.splitlines() if line.startswith("| GalSim"))
+    cells = [c.strip() for c in galsim.strip("|").split("|")]
+    assert cells == ["GalSim renderer", "2000", "70 %", "40 %", "43 %", "90 %",
+                     "61 %", "0.206"]
+    # without them, neither section
+    plain = render_card(_entry())
+    assert "Other renderers" not in plain and "What changed" not in plain

@@ -382,3 +382,63 @@ def test_calibration_v2_full():
     )
     bad = cal.check(sim, legus)
     assert not bad, bad
+
+
+def test_psf_family_is_drawn_per_block_and_recorded():
+    from astro_clustercls.simulation._training_v2 import DOMAIN_RANDOMISATION
+
+    block = DOMAIN_RANDOMISATION["block"]
+    ts = make_training_set(4 * block, 15, seed=3, simulator="v2")
+    fam = np.asarray(ts.table["psf_family"])
+    pixfrac = np.asarray(ts.table["psf_pixfrac"], float)
+    assert set(fam) <= {"instrument", "moffat"}
+    for b in range(4):  # one family and one drizzle drop per block
+        rows = slice(b * block, (b + 1) * block)
+        assert len(set(fam[rows])) == 1
+        assert np.unique(np.nan_to_num(pixfrac[rows], nan=-1)).size == 1
+    inst = fam == "instrument"
+    assert np.all((pixfrac[inst] >= 0.6) & (pixfrac[inst] <= 1.0))
+    assert np.all(np.isnan(pixfrac[~inst]))
+    # the held-out galaxy is one observation, through the instrument PSF
+    held = make_training_set(64, 15, seed=3, simulator="v2", held_out=True)
+    assert set(held.table["psf_family"]) == {"instrument"}
+    assert set(np.round(held.table["psf_pixfrac"], 6)) == {0.8}
+    # nominal conditions keep the analytic PSF
+    nominal = make_training_set(64, 15, seed=3, simulator="v2", randomise=False)
+    assert set(nominal.table["psf_family"]) == {"moffat"}
+
+
+def test_v2_photometry_uses_the_rendering_psf_aperture_correction():
+    """Cutouts rendered through the instrument PSF get that PSF's aperture
+    correction: the change equals the difference of the 4-px aperture fluxes
+    of one cluster through both PSFs (photutils, independently)."""
+    from photutils.aperture import CircularAperture, aperture_photometry
+
+    from astro_clustercls.simulation import get_instrument_psf
+    from astro_clustercls.simulation._render import Components, StampRenderer
+    from astro_clustercls.simulation._training_v2 import fix_v2_photometry
+
+    bands = list(DEFAULT_BANDS)
+    comp = Components.single_eff(1.2, np.ones(len(bands)))
+    aperture = CircularAperture((31, 31), 4.0)
+
+    def f4(psfs):
+        img = StampRenderer(psfs, 63, pad=512).render(comp, 1)[0]
+        return np.array([aperture_photometry(im, aperture)["aperture_sum"][0]
+                         for im in img])
+
+    ratio = f4([get_instrument_psf(b, pixfrac=0.8) for b in bands]) / f4(
+        [get_psf(b) for b in bands])
+    meas = {"mag": np.zeros((2, len(bands)))}
+    table = {"psf_family": np.array(["instrument", "moffat"]),
+             "psf_pixfrac": np.array([0.8, np.nan])}
+    fix_v2_photometry(meas, table, bands)
+    np.testing.assert_allclose(meas["mag"][0], -2.5 * np.log10(ratio), atol=0.003)
+    assert np.all(np.abs(meas["mag"][0]) > 0.05)  # it matters: ~0.07-0.1 mag
+    np.testing.assert_array_equal(meas["mag"][1], 0.0)  # Moffat rows unchanged
+    # an ACS slot gets the ACS model's correction and the ACS zeropoint
+    table["acs_F606W"] = np.array([True, False])
+    acs = fix_v2_photometry({"mag": np.zeros((2, len(bands)))}, table, bands)["mag"]
+    assert abs(acs[0, 3] - meas["mag"][0, 3]) > 0.05  # zeropoint and correction
+    np.testing.assert_array_equal(np.delete(acs[0], 3), np.delete(meas["mag"][0], 3))
+    np.testing.assert_array_equal(acs[1], 0.0)

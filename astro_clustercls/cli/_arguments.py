@@ -307,6 +307,16 @@ def _add_table_options(parser, *, rst=True):
         parser.add_argument("--rst", default=None, help="write the table as RST here")
 
 
+def _add_short_training_options(parser):
+    """The sets and length of the short trainings of ``cross`` and ``ablation``."""
+    parser.add_argument("--size", type=int, default=31, help="cutout side (default 31)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=6000)
+    parser.add_argument("--n-val", type=int, default=1000)
+    parser.add_argument("--n-test", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=4)
+
+
 def add_experiments_arguments(parser):
     sub = parser.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
     p = sub.add_parser("bundled", help="train a bundled network from its recipe")
@@ -362,12 +372,7 @@ def add_experiments_arguments(parser):
                    choices=_RENDERERS, help="renderers tested on (default all)")
     c.add_argument("--transfer", action="store_true",
                    help="train with the transfer augmentation")
-    c.add_argument("--size", type=int, default=31, help="cutout side (default 31)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--n-train", type=int, default=6000)
-    c.add_argument("--n-val", type=int, default=1000)
-    c.add_argument("--n-test", type=int, default=2000)
-    c.add_argument("--epochs", type=int, default=4)
+    _add_short_training_options(c)
     c.add_argument("--bundled", nargs="*", default=["resnet18", "vgg19_bn"],
                    choices=_ARCHS, help="bundled networks also tested (none: empty)")
     _add_table_options(c)
@@ -379,12 +384,7 @@ def add_experiments_arguments(parser):
                    choices=_ABLATION_VARIANTS)
     a.add_argument("--tested-on", nargs="+", default=["v2", "galsim"],
                    choices=_RENDERERS)
-    a.add_argument("--size", type=int, default=31, help="cutout side (default 31)")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--n-train", type=int, default=6000)
-    a.add_argument("--n-val", type=int, default=1000)
-    a.add_argument("--n-test", type=int, default=2000)
-    a.add_argument("--epochs", type=int, default=4)
+    _add_short_training_options(a)
     _add_table_options(a)
     d = sub.add_parser("ood", help="fit a bundled network's out-of-distribution "
                        "statistics and measure the flag's rates")

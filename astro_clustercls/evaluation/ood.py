@@ -3,11 +3,12 @@
 Fit a network's out-of-distribution statistics and measure the flag's rates.
 
 `fit_ood` fits `~astro_clustercls.models.FeatureStatistics` on simulated
-objects like the network's training data (the simulator with varied
-observing conditions; the network's normalisation), with the threshold that
-a fraction ``fpr`` of other such objects exceeds. `ood_rates` measures how
-often the flag fires on the simulator's held-out galaxy, on the independent
-GalSim renderer (when installed) and on the sets of
+objects like the network's training data (the simulator version of its
+meta, with varied observing conditions; the network's normalisation), with
+the threshold that a fraction ``fpr`` of other such objects exceeds.
+`ood_rates` measures how often the flag fires on that simulator version's
+held-out galaxy, on the independent GalSim renderer (when installed) and on
+the sets of
 `astro_clustercls.evaluation.ood_sets`. For a bundled network, run::
 
     astro-clustercls experiments ood --arch resnet18 --register
@@ -40,6 +41,11 @@ def ood_scores(net, stats, data, *, batch_size=256):
     return stats.score(stage_features(net, _batches(data, recipe, batch_size)))
 
 
+def _simulator_of(meta):
+    """The simulator version the network was trained on (its meta; v1 if unsaid)."""
+    return str(meta.get("simulator_version") or "1.0")
+
+
 def fit_ood(net, *, n_train=6000, n_val=3000, seed=0, n_components=32, fpr=0.01,
             batch_size=256):
     """
@@ -67,7 +73,8 @@ def fit_ood(net, *, n_train=6000, n_val=3000, seed=0, n_components=32, fpr=0.01,
     net.eval()
     feats = []
     for n, rng in ((n_train, r_train), (n_val, r_val)):
-        ts = make_training_set(n, size, rng, bands=bands, vary_conditions=True)
+        ts = make_training_set(n, size, rng, bands=bands, vary_conditions=True,
+                               simulator=_simulator_of(meta))
         feats.append(stage_features(net, _batches(ts.data, meta["normalization"],
                                                   batch_size)))
     return fit_feature_statistics(*feats, n_components=n_components, fpr=fpr,
@@ -93,7 +100,8 @@ def ood_rates(net, stats, *, n=1000, seed=1, galsim=True, variants=True,
     """
     meta = net.clustercls_meta
     size, bands = int(meta["cutout_size"]), tuple(meta["bands"])
-    held = make_training_set(n, size, seed, bands=bands, held_out=True)
+    held = make_training_set(n, size, seed, bands=bands, held_out=True,
+                             simulator=_simulator_of(meta))
     sets = {"simulator, held-out galaxy": ("in", held.data)}
     if galsim:
         try:

@@ -32,7 +32,7 @@ from ..training import LabelledCutouts, fit_temperature, train
 from ..training.augment import TransferAugmentation
 from ..utils._parameters import validate_choice
 from ..utils._rst import grid_table
-from .experiments import BUNDLED_RECIPES, _fmt_range
+from .experiments import EXPERIMENT_RECIPES, _fmt_range
 from .metrics import HUMAN_CONSISTENCY, PAPER_RESULTS
 from .renderers import (
     RENDERER_NAMES,
@@ -69,7 +69,7 @@ def _resolve_transfer(transfer):
 def _train_on(arch, train_set, val_set, *, seed, epochs, device, progress_bar,
               transfer=None):
     """A network trained with the bundled recipe's settings, and its temperature."""
-    recipe = BUNDLED_RECIPES[arch]
+    recipe = EXPERIMENT_RECIPES[arch]
     norm = recipe.normalization
     data = LabelledCutouts(train_set.data, train_set.labels, normalize=norm,
                            augment=True, band_dropout=recipe.band_dropout, seed=seed,
@@ -162,7 +162,7 @@ def cross_renderer(arch="resnet18", *, trained_on=("v2", "galsim"),
         expected calibration error (probabilities at the temperature fitted on
         the training renderer's validation set).
     """
-    arch = validate_choice("arch", arch, tuple(BUNDLED_RECIPES))
+    arch = validate_choice("arch", arch, tuple(EXPERIMENT_RECIPES))
     trained_on = [validate_choice("trained_on", r, RENDERERS) for r in trained_on]
     tested_on = [validate_choice("tested_on", r, RENDERERS) for r in tested_on]
     transfer = _resolve_transfer(transfer)
@@ -170,7 +170,7 @@ def cross_renderer(arch="resnet18", *, trained_on=("v2", "galsim"),
         torch.set_num_threads(int(threads))
     tests = _TestSets(seed, n_test)
     rows = _bundled_rows(bundled, tested_on, tests, device)
-    norm = BUNDLED_RECIPES[arch].normalization
+    norm = EXPERIMENT_RECIPES[arch].normalization
     label = f"{arch} {size} px, {n_train} objects, {epochs} epochs" + (
         ", transfer augmentation" if transfer is not None else "")
     for renderer in trained_on if n_train else ():
@@ -257,7 +257,7 @@ def transfer_ablation(arch="resnet18", *, variants=ABLATION_VARIANTS,
         One row per (variant, test renderer), the columns of `cross_renderer`
         with ``network`` holding the variant's name.
     """
-    arch = validate_choice("arch", arch, tuple(BUNDLED_RECIPES))
+    arch = validate_choice("arch", arch, tuple(EXPERIMENT_RECIPES))
     variants = [validate_choice("variants", v, ABLATION_VARIANTS) for v in variants]
     tested_on = [validate_choice("tested_on", r, RENDERERS) for r in tested_on]
     if threads:
@@ -265,7 +265,7 @@ def transfer_ablation(arch="resnet18", *, variants=ABLATION_VARIANTS,
     train_set, val_set, _ = renderer_sets("v2", size=size, seed=seed, n_train=n_train,
                                           n_val=n_val, n_test=0)
     tests = _TestSets(seed, n_test)
-    norm = BUNDLED_RECIPES[arch].normalization
+    norm = EXPERIMENT_RECIPES[arch].normalization
     rows = []
     for name in variants:
         model, temperature = _train_on(arch, train_set, val_set, seed=seed,

@@ -14,6 +14,7 @@ from astro_clustercls import ClusterClassifier
 from astro_clustercls.cli import main as cli_main
 from astro_clustercls.evaluation.experiments import (
     BUNDLED_RECIPES,
+    EXPERIMENT_RECIPES,
     heldout_report,
     predict_probs,
     simulated_splits,
@@ -24,7 +25,7 @@ from astro_clustercls.training import fit_temperature
 
 # fp32: at 15 px oneDNN's bf16 kernels are not bit-reproducible even on one
 # thread (at the recipes' 51 px they are: measured)
-TINY = replace(BUNDLED_RECIPES["resnet18"], cutout_size=15, n_train=96, n_val=48,
+TINY = replace(EXPERIMENT_RECIPES["resnet18"], cutout_size=15, n_train=96, n_val=48,
                n_test=64, epochs=1, batch_size=32, amp=False)
 
 
@@ -65,6 +66,29 @@ def test_predict_probs_batch_invariant():
     b = predict_probs(model, data, batch_size=10)
     np.testing.assert_allclose(a.sum(axis=1), 1, rtol=1e-5)
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_fine_tuned_v2_recipe_starts_from_bundled_weights(tmp_path, registry):
+    """A recipe with ``init`` starts from those bundled weights; its meta says
+    what it was trained on, how it transfers, and what changed."""
+    torch.set_num_threads(1)
+    base, _ = train_bundled("resnet18", seed=4, workdir=tmp_path / "a",
+                            recipe=TINY, progress_bar=False, register=True)
+    tuned = replace(TINY, member="TINY_V2", simulator="v2", transfer="transfer",
+                    init=TINY.member, lr=0.0, changes="fine-tuned on v2 (test)")
+    res, _ = train_bundled("resnet18", seed=4, workdir=tmp_path / "b", recipe=tuned,
+                           progress_bar=False, register=True)
+    # lr = 0: the convolutions are the registered init's (fp16-rounded) weights
+    init = get_model_weights("resnet18")[TINY.member].get_state_dict()
+    assert torch.equal(res.model.conv1.weight.detach(), init["conv1.weight"].float())
+    meta = get_model_weights("resnet18").DEFAULT.meta
+    assert meta["simulator_version"] == "2.0"
+    assert "transfer augmentation 'transfer'" in meta["training_data"]
+    assert meta["changes"] == "fine-tuned on v2 (test)"
+    assert meta["notes"].startswith("Fine-tuned from the bundled resnet18 SIM_V2")
+    assert set(meta["metrics"]["renderers"]) <= {"v1", "v2", "galsim"}
+    assert meta["metrics"]["renderers"]["v2"]["n"] == TINY.n_test
+    assert BUNDLED_RECIPES["resnet18"].init == "SIM_V2"
 
 
 def test_train_bundled_tiny_is_reproducible_and_registers(tmp_path, registry):

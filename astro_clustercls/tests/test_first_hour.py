@@ -471,7 +471,7 @@ def test_adapt_weights_file(adapted, tmp_path):
     clf = ClusterClassifier("resnet18", weights_path=path, device="cpu")
     assert clf.weights_sha256 == sha
     assert clf.meta["notes"].startswith("Adapted from resnet18")
-    assert clf.meta["adapted_from"]["weights"] == "ResNet18_Weights.SIM_V2"
+    assert clf.meta["adapted_from"]["weights"] == "ResNet18_Weights.SIM2_V1"
     assert clf.temperature == pytest.approx(
         adapted["result"].report.meta["adapt"]["temperature"])
     assert clf.cutout_size == 51 and clf.bands == tuple(DEFAULT_BANDS)

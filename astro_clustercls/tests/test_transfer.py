@@ -35,9 +35,9 @@ pytest.importorskip("galsim")
 @pytest.fixture
 def tiny_recipe(monkeypatch):
     """The bundled recipe at 15 px in float32 (bit-reproducible on one thread)."""
-    recipe = replace(experiments.BUNDLED_RECIPES["resnet18"], amp=False,
+    recipe = replace(experiments.EXPERIMENT_RECIPES["resnet18"], amp=False,
                      batch_size=16)
-    monkeypatch.setitem(experiments.BUNDLED_RECIPES, "resnet18", recipe)
+    monkeypatch.setitem(experiments.EXPERIMENT_RECIPES, "resnet18", recipe)
     return recipe
 
 

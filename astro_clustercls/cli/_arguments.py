@@ -60,6 +60,9 @@ def add_classifier_options(parser, *, with_weights=True, ensemble=False):
                        help="cutouts per forward pass (results do not depend on it)")
     group.add_argument("--tta", action="store_true",
                        help="test-time augmentation over the 8 rotations/flips")
+    group.add_argument("--no-ood", dest="ood", action="store_false",
+                       help="skip the out-of-distribution score (the ood_score "
+                            "column and the OUT_OF_DISTRIBUTION flag)")
     group.add_argument("--progress", action="store_true",
                        help="show progress bars even when stderr is not a terminal")
 

@@ -226,4 +226,4 @@ def make_classifier(args, **extra):
                              weights_path=args.weights_path,
                              weights_sha256=args.weights_sha256, device=args.device,
                              batch_size=args.batch_size, progress_bar=progress_of(args),
-                             tta=args.tta, **extra)
+                             tta=args.tta, ood=getattr(args, "ood", True), **extra)

@@ -68,7 +68,8 @@ def _make_ensemble(args, models, **extra):
         members.append((model, options))
     stage(args, f"loading networks {', '.join(models)}...")
     return ClusterEnsemble(members, device=args.device, batch_size=args.batch_size,
-                           progress_bar=progress_of(args), tta=args.tta, **extra)
+                           progress_bar=progress_of(args), tta=args.tta,
+                           ood=getattr(args, "ood", True), **extra)
 
 
 def _gallery(result, images, path, args):

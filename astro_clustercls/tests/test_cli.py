@@ -17,6 +17,7 @@ from astro_clustercls import BandImages
 from astro_clustercls._constants import DEFAULT_BANDS
 from astro_clustercls.cli import SUBCOMMANDS, main
 from astro_clustercls.data.detection import match_sources
+from astro_clustercls.data.flags import FLAGS
 from astro_clustercls.inference.classifier import ClusterClassifier
 from astro_clustercls.io.export import read_table
 from astro_clustercls.models import build_network, save_weights
@@ -371,3 +372,22 @@ def test_classify_ensemble(field, tmp_path, capsys):
     rc = main([*base, "--out", str(tmp_path / "one.ecsv")])
     assert_one_line_error(capsys, rc, "--weights-path given 2 time(s) for 1")
     assert not any(tmp_path.glob("[dno]*.ecsv"))
+
+
+def test_classify_no_ood_skips_the_score(field, tmp_path):
+    """The bundled network scores every row; --no-ood leaves the score out and
+    changes no class."""
+    base = ["classify", *_images_args(field), "--sources", str(field["sources"]),
+            "--device", "cpu", "--quiet"]
+    with_ood, without = tmp_path / "a.ecsv", tmp_path / "b.ecsv"
+    assert main([*base, "--out", str(with_ood)]) == 0
+    assert main([*base, "--out", str(without), "--no-ood"]) == 0
+    a, b = QTable.read(with_ood), QTable.read(without)
+    assert "ood_score" in a.colnames and "ood_score" not in b.colnames
+    assert len(a) == len(b) == len(field["table"])
+    np.testing.assert_array_equal(np.ma.getdata(a["cluster_class"]),
+                                  np.ma.getdata(b["cluster_class"]))
+    ood_bit = int(FLAGS.OUT_OF_DISTRIBUTION)
+    assert not np.any(np.asarray(b["classify_flags"]) & ood_bit)
+    np.testing.assert_array_equal(np.asarray(a["classify_flags"]) & ~ood_bit,
+                                  np.asarray(b["classify_flags"]))

@@ -160,8 +160,8 @@ class ClusterClassifier:
         dropout expects), flags every row ``BAND_MISSING`` and emits a
         `~astro_clustercls.utils.exceptions.BandWarning`. Many rows are then
         also flagged ``OUT_OF_DISTRIBUTION`` (the OOD statistics know five
-        bands: on the simulator's held-out galaxy, 55 % of the rows with
-        F275W fed as zeros, 87 % with F814W, for the bundled ResNet18).
+        bands: on the simulator's held-out galaxy, 34 % of the rows with
+        F275W fed as zeros, 19 % with F814W, for the default ResNet18).
     tta : bool, optional
         Test-time augmentation: average the class probabilities over the 8
         rotations/flips of each cutout (8 times slower; default False).

@@ -211,13 +211,17 @@ def render_index(entries):
     rows = []
     for e in entries:
         m = e["meta"]
-        acc = (m.get("metrics") or {}).get("heldout_accuracy_truth")
+        metrics = m.get("metrics") or {}
+        acc = metrics.get("heldout_accuracy_truth")
+        galsim = (metrics.get("renderers") or {}).get("galsim") or {}
         rows.append([f":ref:`{e['model']} {e['member']} <model-card-{card_name(e)}>`",
                      "yes" if defaults[e["model"]] is e else "",
                      ", ".join(m.get("bands") or []), m.get("cutout_size", "--"),
-                     m.get("label_set", "--"), _pct(acc)])
-    out.append(_table(["network", "default", "bands", "cutout (px)", "label set",
-                       "held-out accuracy"], rows))
+                     m.get("simulator_version", "--"), _pct(acc),
+                     _pct(galsim.get("balanced_accuracy"))])
+    out.append(_table(["network", "default", "bands", "cutout (px)", "simulator",
+                       "held-out accuracy (its simulator)",
+                       "GalSim balanced accuracy"], rows))
     out.append(".. toctree::\n   :maxdepth: 1\n   :hidden:\n\n"
                + "".join(f"   {card_name(e)}\n" for e in entries))
     return "\n".join(out)

@@ -478,7 +478,8 @@ def _tile_task(spec, images, tile, xy, call, threads):
 # running tasks: in this process or on Dask
 # ---------------------------------------------------------------------------
 #: times a task cancelled because its scattered data was lost (its worker
-#: died) is submitted again, with the data scattered again
+#: died), or failed fetching it over a closed connection, is submitted again,
+#: with the data scattered again
 _RESUBMITS = 3
 
 @dataclass
@@ -556,30 +557,34 @@ class _DaskRunner:
             elif getattr(arg, "key", None) in self.data:
                 yield arg
 
-    def _rescatter(self, value):
-        """``value``, or its data scattered again if it was lost."""
+    def _rescatter(self, value, force=False):
+        """
+        ``value``, or its data scattered again if it was lost (``force``: also
+        when the scheduler does not know it yet, after a connection error).
+        """
         if isinstance(value, tuple):
-            return tuple(self._rescatter(v) for v in value)
+            return tuple(self._rescatter(v, force) for v in value)
         if getattr(value, "key", None) not in self.data:
             return value
         while value.key in self.replaced:   # already sent again for another task
             value = self.replaced[value.key]
-        if value.status != "finished":      # lost with the worker that held it
+        if force or value.status != "finished":  # lost with the worker holding it
             self.replaced[value.key] = value = self.put(self.data[value.key])
         return value
 
-    def _resubmit(self, i):
+    def _resubmit(self, i, force=False):
         """Submit task ``i`` again, its lost data scattered again (None: no data)."""
         fn, args = self.calls[i]
         if next(self._scattered(args), None) is None:
             return None
-        args = self._rescatter(args)
+        args = self._rescatter(args, force)
         self.calls[i] = (fn, args)
         self.futures[i] = self.client.submit(fn, *args, pure=False)
         return self.futures[i]
 
     def results(self, progress_bar, stop_on_error):
         from distributed import as_completed
+        from distributed.comm import CommClosedError
 
         index = {f.key: i for i, f in enumerate(self.futures)}
         resubmitted = Counter()
@@ -590,8 +595,12 @@ class _DaskRunner:
             i = index[future.key]
             try:
                 value = future.result()
-            except CancelledError as exc:   # its scattered data was lost?
-                again = self._resubmit(i) if resubmitted[i] < _RESUBMITS else None
+            except (CancelledError, CommClosedError) as exc:  # its data was lost?
+                # cancelled: the scheduler lost the data with its worker; a
+                # closed connection: the task could not fetch it from a worker
+                # that was dying (the scheduler may not know yet)
+                again = (self._resubmit(i, force=isinstance(exc, CommClosedError))
+                         if resubmitted[i] < _RESUBMITS else None)
                 if again is not None:
                     resubmitted[i] += 1
                     index[again.key] = i

@@ -580,8 +580,8 @@ def test_worker_killed_mid_run_finishes_like_one_process(fields, reference,
     put, resubmit = acd._DaskRunner.put, acd._DaskRunner._resubmit
     monkeypatch.setattr(acd._DaskRunner, "put", lambda self, images: (
         scattered.append(put(self, images)) or scattered[-1]))
-    monkeypatch.setattr(acd._DaskRunner, "_resubmit", lambda self, i: (
-        resubmitted.append(i) or resubmit(self, i)))
+    monkeypatch.setattr(acd._DaskRunner, "_resubmit", lambda self, i, **kw: (
+        resubmitted.append(i) or resubmit(self, i, **kw)))
 
     # a cluster of its own (a random dashboard port: the module's cluster
     # holds the default one)

@@ -377,14 +377,13 @@ def test_calibration_v2_full():
     0.25 mag, and the 16-84 % widths of all three within x0.75-1.33."""
     cat = cal._read_legus_for_calibration()
     legus = cal.legus_summary(cat)
+    # 32000 per class, as the docs' table: at 16000 class 4's median U-V
+    # (+0.23 here, the value closest to its limit) moves by ~0.05 with the seed
     sim = cal.simulated_summary(
-        16000, seed=0, cat=cat, use_photutils=True, simulator="v2"
+        32000, seed=0, cat=cat, use_photutils=True, simulator="v2"
     )
     bad = cal.check(sim, legus)
-    # known since v2 draws instrument PSFs (docs/simulation.rst): class 4's
-    # median U-V is +0.27 mag off; nothing else is outside, and it is by <0.3
-    assert all(b.startswith("class 4 U-V median") for b in bad), bad
-    assert not cal.check(sim, legus, tolerances={"colour_median": 0.30})
+    assert not bad, bad
 
 
 def test_psf_family_is_drawn_per_block_and_recorded():

@@ -241,6 +241,14 @@ def _fmt_range(value):
     return f"{lo:.0f}" if lo == hi else f"{lo:.0f}-{hi:.0f}"
 
 
+def _heldout_galaxy(version):
+    """How the held-out galaxy of a simulator version is observed (model card)."""
+    galaxy = {"simulator": version, **HELD_OUT_GALAXY}
+    if not version.startswith("1"):  # v2 observes it through the instrument PSF
+        galaxy.update(psf="instrument models, pixfrac 0.8", noise_corr=0.3)
+    return galaxy
+
+
 def _training_data(recipe, seed, version):
     """The weights' meta ``training_data``: what the network was trained on."""
     if version.startswith("1"):
@@ -363,7 +371,7 @@ def train_bundled(arch, *, seed=0, workdir="runs/bundled", resume=True,
             "training_data": _training_data(recipe, seed, version),
             "simulator_version": version,
             "temperature": metrics["temperature"],
-            "metrics": metrics | {"heldout_galaxy": dict(HELD_OUT_GALAXY)},
+            "metrics": metrics | {"heldout_galaxy": _heldout_galaxy(version)},
             "recipe": config,
             "changes": recipe.changes,
             "notes": (

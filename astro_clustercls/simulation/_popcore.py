@@ -272,6 +272,28 @@ class _Builder:
         return comp, ref[order]
 
 
+def _draw_classes(n, classes, fractions, rng):
+    """
+    The class (1-4) of each of ``n`` objects from the ``classes`` argument.
+
+    An (n,) array is taken as it is; otherwise ``classes`` (None: all four)
+    are the allowed classes, drawn with the weights ``fractions[c - 1]``.
+    """
+    if classes is None:
+        classes = [1, 2, 3, 4]
+    if isinstance(classes, np.ndarray) and classes.shape == (n,) and n > 0:
+        cls = classes.astype(int)
+    else:
+        allowed = np.unique(np.atleast_1d(np.asarray(classes)).astype(int))
+        if not set(allowed.tolist()) <= {1, 2, 3, 4} or allowed.size == 0:
+            raise ValueError(f"'classes' must be among 1, 2, 3, 4, got {classes!r}")
+        frac = np.array([fractions[c - 1] for c in allowed], float)
+        cls = allowed[rng.choice(allowed.size, n, p=frac / frac.sum())]
+    if not set(np.unique(cls).tolist()) <= {1, 2, 3, 4}:
+        raise ValueError("'classes' must be among 1, 2, 3, 4")
+    return cls
+
+
 def _resolve_distance(distance, n, rng):
     """Per-object distances (Mpc) and field names from the ``distance`` argument."""
     if isinstance(distance, str):

@@ -41,6 +41,7 @@ from ._popcore import (
     _SSP,
     _Builder,
     _colours_from,
+    _draw_classes,
     _lf_draw,
     _resolve_distance,
     pc_per_pixel,
@@ -779,18 +780,7 @@ def draw_population_v2(n, *, rng, bands, distance, classes, params):
     p = params
     bands = list(bands)
     n = int(n)
-    if classes is None:
-        classes = [1, 2, 3, 4]
-    if isinstance(classes, np.ndarray) and classes.shape == (n,) and n > 0:
-        cls = classes.astype(int)
-    else:
-        allowed = np.unique(np.atleast_1d(np.asarray(classes)).astype(int))
-        if not set(allowed.tolist()) <= {1, 2, 3, 4} or allowed.size == 0:
-            raise ValueError(f"'classes' must be among 1, 2, 3, 4, got {classes!r}")
-        frac = np.array([p.class_fractions[c - 1] for c in allowed], float)
-        cls = allowed[rng.choice(allowed.size, n, p=frac / frac.sum())]
-    if not set(np.unique(cls).tolist()) <= {1, 2, 3, 4}:
-        raise ValueError("'classes' must be among 1, 2, 3, 4")
+    cls = _draw_classes(n, classes, p.class_fractions, rng)
     dist, field_names = _resolve_distance(distance, n, rng)
     D = _V2Drawer(n, rng, bands, dist, p)
     for c, kinds in ((1, p.class1_kinds), (2, p.class2_kinds)):

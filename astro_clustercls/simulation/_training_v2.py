@@ -56,14 +56,14 @@ import numpy as np
 
 from ..utils._parameters import validate_positive_int
 from . import _environment as env
-from ._popcore import _resolve_distance, pc_per_pixel
+from ._popcore import _draw_classes, _resolve_distance, pc_per_pixel
 from ._populations_v2 import extinction
 from ._render import Components, VariantStampRenderer
 from .instrument_psf import get_instrument_psf
 from .measure import _aperture_corrections
 from .observing import PHANGS_EXPTIME, correlated_noise
 from .photometry import zeropoint
-from .populations import draw_population
+from .populations import _crowding_neighbours, draw_population
 from .psf import get_psf
 
 __all__ = [
@@ -203,20 +203,6 @@ def _draw_blocks(nblk, rng, R, bands):
     return blk
 
 
-def _classes(n, classes, params, rng):
-    if isinstance(classes, np.ndarray) and classes.shape == (n,) and n > 0:
-        cls = classes.astype(int)
-    else:
-        allowed = np.unique(np.atleast_1d(np.asarray(classes)).astype(int))
-        if not set(allowed.tolist()) <= {1, 2, 3, 4} or allowed.size == 0:
-            raise ValueError(f"'classes' must be among 1, 2, 3, 4, got {classes!r}")
-        frac = np.array([params.class_fractions[c - 1] for c in allowed], float)
-        cls = allowed[rng.choice(allowed.size, n, p=frac / frac.sum())]
-    if not set(np.unique(cls).tolist()) <= {1, 2, 3, 4}:
-        raise ValueError("'classes' must be among 1, 2, 3, 4")
-    return cls
-
-
 def _offset(comp, dx, dy):
     comp.dx = comp.dx + dx[comp.obj]
     comp.dy = comp.dy + dy[comp.obj]
@@ -253,7 +239,7 @@ def make_stamps_v2(
     for key, value in (fixed or {}).items():
         blk[key] = np.broadcast_to(np.asarray(value), blk[key].shape).copy()
     block = np.arange(n) // R["block"]
-    cls = _classes(n, classes, params, rng)
+    cls = _draw_classes(n, classes, params.class_fractions, rng)
     dist, field_names = _resolve_distance(distance, n, rng)
     field_names = field_names.astype("<U16")
     # per cutout: neighbourhood
@@ -334,29 +320,11 @@ def make_stamps_v2(
         half_width=0.6 * S,
     )
     parts = [comp, fs, rg, hr, lm]
-    nn = rng.poisson(crowding, n)
-    host = np.repeat(np.arange(n), nn)
-    if host.size:
-        ntab, ncomp = draw_population(
-            host.size,
-            rng=rng,
-            bands=bands_all,
-            distance=dist[host],
-            classes=np.array(
-                rng.choice([1, 2, 3, 4], host.size, p=[0.3, 0.2, 0.2, 0.3])
-            ),
-            params=params.copy(mv_range=(-4.0, -10.0)),
-        )
-        ok = ~np.isin(ntab["subtype"], ["cosmic_ray", "hot_pixel", "edge"])
-        ncomp = ncomp.subset(ok)
-        host = host[ok]
-        r = rng.uniform(5.0, min(0.75 * S, hw + 4.0), host.size)
-        ang = rng.uniform(0, 2 * np.pi, host.size)
-        ncomp.dx += (r * np.cos(ang))[ncomp.obj]
-        ncomp.dy += (r * np.sin(ang))[ncomp.obj]
-        ncomp.obj = host[ncomp.obj]
-        ncomp.art_obj = np.zeros(0, np.intp)
-        parts.append(ncomp)
+    neighbours, host = _crowding_neighbours(
+        n, rng, bands_all, dist, params, crowding, min(0.75 * S, hw + 4.0)
+    )
+    if neighbours is not None:
+        parts.append(neighbours)
     allc = Components.concatenate(parts)
     # each cutout's own bands, scaled by its zeropoint offsets
     allc.flux = allc.flux[np.arange(allc.obj.size)[:, None], cols[allc.obj]]

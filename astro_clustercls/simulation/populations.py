@@ -40,6 +40,7 @@ from ._popcore import (
     LEGUS_DISTANCES,
     _Builder,
     _colours_from,  # noqa: F401 (re-exported for the v1 names)
+    _draw_classes,
     _lf_draw,
     _resolve_distance,
     _star_colours,
@@ -292,19 +293,7 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
     bands = list(bands)
     nb = len(bands)
     n = int(n)
-    # --- classes
-    if classes is None:
-        classes = [1, 2, 3, 4]
-    if isinstance(classes, np.ndarray) and classes.shape == (n,) and n > 0:
-        cls = classes.astype(int)
-    else:
-        allowed = np.unique(np.atleast_1d(np.asarray(classes)).astype(int))
-        if not set(allowed.tolist()) <= {1, 2, 3, 4} or allowed.size == 0:
-            raise ValueError(f"'classes' must be among 1, 2, 3, 4, got {classes!r}")
-        frac = np.array([p.class_fractions[c - 1] for c in allowed], float)
-        cls = allowed[rng.choice(allowed.size, n, p=frac / frac.sum())]
-    if not set(np.unique(cls).tolist()) <= {1, 2, 3, 4}:
-        raise ValueError("'classes' must be among 1, 2, 3, 4")
+    cls = _draw_classes(n, classes, p.class_fractions, rng)
     dist, field_names = _resolve_distance(distance, n, rng)
     pcpix = pc_per_pixel(dist)
     vband = "F555W" if "F555W" in [b.upper() for b in bands] else bands[nb // 2]
@@ -649,3 +638,40 @@ def draw_population(n, *, rng, bands, distance=10.0, classes=None, params=None):
     for j, b in enumerate(bands):
         table[f"mag_{b}"] = mags[:, j]
     return table, comp
+
+
+def _crowding_neighbours(n, rng, bands, distance, params, crowding, r_max):
+    """
+    Neighbouring objects around ``n`` stamps: Poisson(``crowding``) per stamp,
+    stars, pairs and clusters of the four classes (no artefacts or edges),
+    placed 5 to ``r_max`` pixels from the centre.
+
+    Returns
+    -------
+    comp : `Components` or None
+        Their light (``obj``: the stamp each component belongs to).
+    host : ndarray of int
+        The stamp of each neighbour kept.
+    """
+    nn = rng.poisson(crowding, n)
+    host = np.repeat(np.arange(n), nn)
+    if not host.size:
+        return None, host
+    tab, comp = draw_population(
+        host.size,
+        rng=rng,
+        bands=bands,
+        distance=distance[host],
+        classes=np.array(rng.choice([1, 2, 3, 4], host.size, p=[0.3, 0.2, 0.2, 0.3])),
+        params=params.copy(mv_range=(-4.0, -10.0)),
+    )
+    ok = ~np.isin(tab["subtype"], ["cosmic_ray", "hot_pixel", "edge"])
+    comp = comp.subset(ok)
+    host = host[ok]
+    r = rng.uniform(5.0, r_max, host.size)
+    ang = rng.uniform(0, 2 * np.pi, host.size)
+    comp.dx += (r * np.cos(ang))[comp.obj]
+    comp.dy += (r * np.sin(ang))[comp.obj]
+    comp.obj = host[comp.obj]
+    comp.art_obj = np.zeros(0, np.intp)
+    return comp, host

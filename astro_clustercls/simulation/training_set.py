@@ -35,6 +35,7 @@ from .observing import (
 )
 from .photometry import mag_to_flux
 from .populations import (
+    _crowding_neighbours,
     draw_population,
     parameters_for,
     ssp_colours,
@@ -122,31 +123,9 @@ def _background_patch(n, size, rng, bands, *, mu, mu_sigma, age_range):
 
 def _neighbours_and_lumps(n, size, rng, bands, distance, params, crowding, level_v):
     """Crowding neighbours and diffuse lumps as extra components on each stamp."""
-    nn = rng.poisson(crowding, n)
-    host = np.repeat(np.arange(n), nn)
-    parts = []
-    if host.size:
-        tab, comp = draw_population(
-            host.size,
-            rng=rng,
-            bands=bands,
-            distance=distance[host],
-            classes=np.array(
-                rng.choice([1, 2, 3, 4], host.size, p=[0.3, 0.2, 0.2, 0.3])
-            ),
-            params=params.copy(mv_range=(-4.0, -10.0)),
-        )
-        # keep only stars, pairs and clusters (no artefacts, no edges)
-        ok = ~np.isin(tab["subtype"], ["cosmic_ray", "hot_pixel", "edge"])
-        comp = comp.subset(ok)
-        host = host[ok]
-        r = rng.uniform(5.0, 0.75 * size, host.size)
-        ang = rng.uniform(0, 2 * np.pi, host.size)
-        comp.dx += (r * np.cos(ang))[comp.obj]
-        comp.dy += (r * np.sin(ang))[comp.obj]
-        comp.obj = host[comp.obj]
-        comp.art_obj = np.zeros(0, np.intp)
-        parts.append(comp)
+    neighbours, _ = _crowding_neighbours(n, rng, bands, distance, params, crowding,
+                                         0.75 * size)
+    parts = [] if neighbours is None else [neighbours]
     nl = rng.poisson(1.5, n)
     lh = np.repeat(np.arange(n), nl)
     if lh.size:

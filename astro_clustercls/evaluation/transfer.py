@@ -29,7 +29,7 @@ from astropy.table import QTable
 from .._constants import CLASSES
 from ..models import build_network, get_model
 from ..training import LabelledCutouts, fit_temperature, train
-from ..training.augment import TransferAugmentation
+from ..training.augment import TransferAugmentation, resolve_transfer
 from ..utils._parameters import validate_choice
 from ..utils._rst import grid_table
 from .experiments import EXPERIMENT_RECIPES, _fmt_range
@@ -55,15 +55,6 @@ _COLUMNS = ["network", "trained_on", "tested_on", *(f"recall_{c}" for c in CLASS
 def _row(network, trained_on, tested_on, probs, test_set):
     scores = _scores(network, probs, test_set.true_labels)
     return [network, trained_on, tested_on, *scores[1:]]
-
-
-def _resolve_transfer(transfer):
-    if transfer is None or isinstance(transfer, TransferAugmentation):
-        return transfer
-    if transfer == "transfer":
-        return TransferAugmentation()
-    raise ValueError(f"'transfer' must be None, 'transfer' or a TransferAugmentation, "
-                     f"got {transfer!r}")
 
 
 def _train_on(arch, train_set, val_set, *, seed, epochs, device, progress_bar,
@@ -136,7 +127,7 @@ def cross_renderer(arch="resnet18", *, trained_on=("v2", "galsim"),
     trained_on, tested_on : sequence of {'v1', 'v2', 'galsim'}, optional
         The renderers networks are trained on (default v2 and GalSim) and
         tested on (default all three).
-    transfer : None, 'transfer' or `TransferAugmentation`, optional
+    transfer : None, `TransferAugmentation`, preset name or dict, optional
         Transfer augmentation of the trained networks (default none).
     size : int, optional
         Cutout side of the trained networks (default 31).
@@ -165,7 +156,7 @@ def cross_renderer(arch="resnet18", *, trained_on=("v2", "galsim"),
     arch = validate_choice("arch", arch, tuple(EXPERIMENT_RECIPES))
     trained_on = [validate_choice("trained_on", r, RENDERERS) for r in trained_on]
     tested_on = [validate_choice("tested_on", r, RENDERERS) for r in tested_on]
-    transfer = _resolve_transfer(transfer)
+    transfer = resolve_transfer(transfer)
     if threads:
         torch.set_num_threads(int(threads))
     tests = _TestSets(seed, n_test)

@@ -37,8 +37,9 @@ import numpy as np
 
 from ..preprocessing import _ring_stats
 from ..simulation.observing import correlated_noise
+from ..utils._parameters import validate_choice
 
-__all__ = ["TransferAugmentation", "TRANSFER_PRESETS"]
+__all__ = ["TransferAugmentation", "TRANSFER_PRESETS", "resolve_transfer"]
 
 
 def _range(name, value, *, lo=0.0):
@@ -121,7 +122,7 @@ class TransferAugmentation:
     @classmethod
     def off(cls):
         """An augmentation that changes nothing (every perturbation off)."""
-        return cls(blur=0, shift=0, gain=0, noise=0, gradient=0)
+        return cls(**_OFF)
 
     @property
     def enabled(self):
@@ -255,3 +256,23 @@ _OFF = {"blur": 0, "shift": 0, "gain": 0, "noise": 0, "gradient": 0}
 
 #: Named augmentations: ``'transfer'`` (every perturbation, the defaults).
 TRANSFER_PRESETS = {"transfer": TransferAugmentation()}
+
+
+def resolve_transfer(transfer):
+    """
+    The `TransferAugmentation` a ``transfer`` argument names (None: none).
+
+    Parameters
+    ----------
+    transfer : None, `TransferAugmentation`, str or dict
+        An augmentation, a name of `TRANSFER_PRESETS`, or its parameters.
+    """
+    if transfer is None or isinstance(transfer, TransferAugmentation):
+        return transfer
+    if isinstance(transfer, str):
+        return TRANSFER_PRESETS[validate_choice("transfer", transfer,
+                                                tuple(TRANSFER_PRESETS))]
+    if isinstance(transfer, dict):
+        return TransferAugmentation(**transfer)
+    raise TypeError("'transfer' must be None, a TransferAugmentation, a preset name "
+                    f"or a dict of its parameters, got {transfer!r}")

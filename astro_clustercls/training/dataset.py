@@ -18,9 +18,9 @@ from ..data.cutouts import make_cutouts
 from ..data.flags import FLAGS
 from ..preprocessing import dihedral
 from ..preprocessing import normalize as _normalize
-from ..utils._parameters import label_array, validate_choice, validate_positive_int
+from ..utils._parameters import label_array, validate_positive_int
 from ..utils.exceptions import ClusterClsWarning
-from .augment import TRANSFER_PRESETS, TransferAugmentation
+from .augment import resolve_transfer
 
 __all__ = ["LabelledCutouts", "class_weights", "stratified_split", "DEFAULT_DROP_FLAGS"]
 
@@ -118,18 +118,6 @@ def _shift(x, dx, dy):
     return out
 
 
-def _resolve_transfer(transfer):
-    if transfer is None or isinstance(transfer, TransferAugmentation):
-        return transfer
-    if isinstance(transfer, str):
-        return TRANSFER_PRESETS[validate_choice("transfer", transfer,
-                                                tuple(TRANSFER_PRESETS))]
-    if isinstance(transfer, dict):
-        return TransferAugmentation(**transfer)
-    raise TypeError("'transfer' must be None, a TransferAugmentation, a preset name "
-                    f"or a dict of its parameters, got {transfer!r}")
-
-
 def _resolve_normalize(normalize):
     if callable(normalize):
         return normalize, getattr(normalize, "__name__", repr(normalize))
@@ -181,7 +169,7 @@ class LabelledCutouts(torch.utils.data.Dataset):
     noise : float, optional
         Standard deviation of Gaussian noise added in normalised units
         (default 0).
-    transfer : `TransferAugmentation`, str or None, optional
+    transfer : `~astro_clustercls.training.TransferAugmentation`, str or None, optional
         With ``augment``, perturb each item's raw pixels before it is
         normalised as another field or renderer would differ (blur, sub-pixel
         shift, per-band gain, extra correlated noise, background gradient);
@@ -246,7 +234,7 @@ class LabelledCutouts(torch.utils.data.Dataset):
                              f"{self.classes.tolist()}")
         func, self.normalization = _resolve_normalize(normalize)
         self._normalize = func
-        self.transfer = _resolve_transfer(transfer)
+        self.transfer = resolve_transfer(transfer)
         # the raw cutouts, perturbed per item by the transfer augmentation
         self._raw = (np.ascontiguousarray(data, dtype=np.float32)
                      if self.transfer is not None else None)

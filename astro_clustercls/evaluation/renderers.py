@@ -82,8 +82,9 @@ def predict_probs(model, data, *, normalization="asinh-v1", batch_size=256,
     return (probs, logits) if return_logits else probs
 
 
-def _scores(name, probs, true):
-    pred = CLASSES[np.argmax(probs, axis=1)]
+def _scores(name, probs, true, pred=None):
+    """Recall per class, accuracy, balanced accuracy and ECE (``pred``: argmax)."""
+    pred = CLASSES[np.argmax(probs, axis=1)] if pred is None else pred
     rec = per_class_accuracy(true, pred)
     return [name, *(float(r) for r in rec), float(np.mean(pred == true)),
             float(np.nanmean(np.asarray(rec, float))),

@@ -23,10 +23,12 @@ them with::
 The GalSim renderer needs the ``galsim`` extra (``pip install galsim``).
 """
 
+import numpy as np
 import torch
 from astropy.table import QTable
 
 from .._constants import CLASSES
+from ..inference.ensemble import combine_votes
 from ..models import build_network, get_model
 from ..training import LabelledCutouts, fit_temperature, train
 from ..training.augment import TransferAugmentation, resolve_transfer
@@ -52,8 +54,8 @@ _COLUMNS = ["network", "trained_on", "tested_on", *(f"recall_{c}" for c in CLASS
             "accuracy", "balanced_accuracy", "ece"]
 
 
-def _row(network, trained_on, tested_on, probs, test_set):
-    scores = _scores(network, probs, test_set.true_labels)
+def _row(network, trained_on, tested_on, probs, test_set, pred=None):
+    scores = _scores(network, probs, test_set.true_labels, pred=pred)
     return [network, trained_on, tested_on, *scores[1:]]
 
 
@@ -96,7 +98,13 @@ class _TestSets:
 
 
 def _bundled_rows(bundled, tested_on, tests, device):
-    rows = []
+    """
+    Rows of the bundled networks (``DEFAULT`` weights) on every renderer, and
+    of their ensemble (majority vote, `~astro_clustercls.inference.combine_votes`,
+    as `~astro_clustercls.inference.ClusterEnsemble` combines them) where there
+    are two or more with the same cutout size and training simulator.
+    """
+    rows, members = [], {}
     for name in bundled:
         net = get_model(name, weights="DEFAULT", device=device)
         meta = net.clustercls_meta
@@ -109,6 +117,15 @@ def _bundled_rows(bundled, tested_on, tests, device):
                                   temperature=float(meta.get("temperature", 1.0)))
             rows.append(_row(f"{name} {meta.get('weights', 'bundled')}", trained,
                              renderer, probs, test))
+            members.setdefault((s, trained, renderer), []).append((name, probs))
+    for (s, trained, renderer), group in members.items():
+        if len(group) < 2:
+            continue
+        probs = np.stack([p for _, p in group], axis=1)  # (N, M, 4)
+        votes = combine_votes(CLASSES[np.argmax(probs, axis=2)], probs)
+        network = "ensemble of " + " + ".join(name for name, _ in group)
+        rows.append(_row(network, trained, renderer, votes.class_prob,
+                         tests(renderer, s), pred=np.asarray(votes.cluster_class)))
     return rows
 
 

@@ -489,24 +489,12 @@ def test_validation(fields, weights_path):
         classify_mosaic(*fields[0], tile_size=0, **kw)
 
 
-def test_ensemble_of_bundled_networks_in_process(fields, tmp_path, monkeypatch):
+def test_ensemble_of_bundled_networks_in_process(fields, register_random):
     """``model=[...]``: the ensemble of bundled networks, as ClusterEnsemble gives."""
-    import torch
-
-    from astro_clustercls._constants import CLASS_NAMES, DEFAULT_BANDS
     from astro_clustercls.inference.ensemble import ClusterEnsemble
-    from astro_clustercls.models import _api, build_network, register_bundled_weights
 
-    (tmp_path / "manifest.json").write_text('{"format": 1, "weights": []}')
-    monkeypatch.setattr(_api, "DATA_DIR", tmp_path)
-    meta = {"bands": list(DEFAULT_BANDS), "cutout_size": SIZE,
-            "normalization": "asinh-v1", "categories": list(CLASS_NAMES),
-            "label_set": "truth", "training_data": "none: random weights",
-            "simulator_version": "n/a", "metrics": {}, "recipe": {},
-            "notes": "random weights, test only"}
-    torch.manual_seed(3)
-    for arch in ("resnet18", "vgg19_bn"):
-        register_bundled_weights(build_network(arch).eval(), arch, "TEST", meta)
+    for seed, arch in enumerate(("resnet18", "vgg19_bn")):
+        register_random(arch, seed=seed, cutout_size=SIZE)
     results = classify_fields(fields[:2], model=["resnet18", "vgg19_bn"],
                               device="cpu")
     ens = ClusterEnsemble(("resnet18", "vgg19_bn"), device="cpu")

@@ -20,22 +20,13 @@ from astro_clustercls.evaluation.experiments import (
     simulated_splits,
     train_bundled,
 )
-from astro_clustercls.models import _api, get_model, get_model_weights
+from astro_clustercls.models import get_model, get_model_weights
 from astro_clustercls.training import fit_temperature
 
 # fp32: at 15 px oneDNN's bf16 kernels are not bit-reproducible even on one
 # thread (at the recipes' 51 px they are: measured)
 TINY = replace(EXPERIMENT_RECIPES["resnet18"], cutout_size=15, n_train=96, n_val=48,
                n_test=64, epochs=1, batch_size=32, amp=False)
-
-
-@pytest.fixture
-def registry(tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "manifest.json").write_text(json.dumps({"format": 1, "weights": []}))
-    monkeypatch.setattr(_api, "DATA_DIR", data)
-    return data
 
 
 def test_heldout_report_hand_computed():
@@ -68,7 +59,7 @@ def test_predict_probs_batch_invariant():
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_fine_tuned_v2_recipe_starts_from_bundled_weights(tmp_path, registry):
+def test_fine_tuned_v2_recipe_starts_from_bundled_weights(tmp_path, empty_registry):
     """A recipe with ``init`` starts from those bundled weights; its meta says
     what it was trained on, how it transfers, and what changed."""
     torch.set_num_threads(1)
@@ -91,7 +82,7 @@ def test_fine_tuned_v2_recipe_starts_from_bundled_weights(tmp_path, registry):
     assert BUNDLED_RECIPES["resnet18"].init == "SIM_V2"
 
 
-def test_train_bundled_tiny_is_reproducible_and_registers(tmp_path, registry):
+def test_train_bundled_tiny_is_reproducible_and_registers(tmp_path, empty_registry):
     torch.set_num_threads(1)
     res1, rep1 = train_bundled("resnet18", seed=3, workdir=tmp_path / "a",
                                recipe=TINY, progress_bar=False, register=True)
@@ -115,7 +106,7 @@ def test_train_bundled_tiny_is_reproducible_and_registers(tmp_path, registry):
     # installed weights must be readable by everyone the umask allows, not 0600
     umask = os.umask(0)
     os.umask(umask)
-    for path in (member.full_path, registry / "manifest.json"):
+    for path in (member.full_path, empty_registry / "manifest.json"):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
     assert member.meta["metrics"]["train_seconds"] > 0
     # calibrated: the temperature fits the validation set, and the classifier
@@ -169,7 +160,7 @@ def test_run_grid_tiny_and_rst(tmp_path):
     assert out.read_text() == rst
 
 
-def test_compare_options_tiny(registry, monkeypatch):
+def test_compare_options_tiny(empty_registry, monkeypatch):
     """Every option's row against a recomputation from the networks' own outputs."""
     from astro_clustercls.training import loop as training
 

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from astro_clustercls._constants import CLASS_NAMES, DEFAULT_BANDS
 from astro_clustercls.cli import main as cli_main
 from astro_clustercls.evaluation import experiments
 from astro_clustercls.evaluation.experiments import predict_probs
-from astro_clustercls.evaluation.metrics import per_class_accuracy
+from astro_clustercls.evaluation.metrics import (
+    expected_calibration_error,
+    per_class_accuracy,
+)
 from astro_clustercls.evaluation.renderers import renderer_metrics
 from astro_clustercls.evaluation.transfer import (
     RENDERERS,
@@ -22,12 +24,7 @@ from astro_clustercls.evaluation.transfer import (
     renderer_sets,
     transfer_ablation,
 )
-from astro_clustercls.models import (
-    _api,
-    build_network,
-    get_model,
-    register_bundled_weights,
-)
+from astro_clustercls.models import get_model
 
 pytest.importorskip("galsim")
 
@@ -42,19 +39,10 @@ def tiny_recipe(monkeypatch):
 
 
 @pytest.fixture
-def registry(tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "manifest.json").write_text(json.dumps({"format": 1, "weights": []}))
-    monkeypatch.setattr(_api, "DATA_DIR", data)
-    meta = {"bands": list(DEFAULT_BANDS), "cutout_size": 15,
-            "normalization": "asinh-v1", "categories": list(CLASS_NAMES),
-            "label_set": "truth", "training_data": "none: random weights",
-            "simulator_version": "n/a", "metrics": {}, "temperature": 1.5,
-            "recipe": {"seed": 0}, "notes": "random weights, test only"}
-    torch.manual_seed(2)
-    register_bundled_weights(build_network("resnet18").eval(), "resnet18", "TEST", meta)
-    return data
+def registry(empty_registry, register_random):
+    """Untrained ResNet18 bundled weights (15 px, temperature 1.5) as DEFAULT."""
+    register_random("resnet18", seed=2, temperature=1.5, recipe={"seed": 0})
+    return empty_registry
 
 
 def test_renderer_sets_reproducible_and_distinct():
@@ -147,3 +135,32 @@ def test_renderer_metrics_match_the_cross_table(registry):
     json.dumps(metrics)  # JSON-able, for the weights' meta
     with pytest.raises(ValueError, match="renderers"):
         renderer_metrics(net, renderers=("hubble",))
+
+
+def test_cross_table_ensemble_row(register_random):
+    """The bundled networks' ensemble: majority vote, ties to the higher mean."""
+    register_random("resnet18", seed=2, temperature=1.5)
+    register_random("vgg19_bn", seed=5)
+    table = cross_renderer("resnet18", size=15, seed=1, n_train=0, n_test=64,
+                           tested_on=("v2",), bundled=("resnet18", "vgg19_bn"))
+    assert list(table["network"]) == [
+        "resnet18 ResNet18_Weights.TEST", "vgg19_bn VGG19_BN_Weights.TEST",
+        "ensemble of resnet18 + vgg19_bn"]
+    test = renderer_sets("v2", size=15, seed=1, n_train=0, n_val=0, n_test=64)[2]
+    p1 = predict_probs(get_model("resnet18", weights="DEFAULT"), test.data,
+                       temperature=1.5)
+    p2 = predict_probs(get_model("vgg19_bn", weights="DEFAULT"), test.data)
+    a, b = np.argmax(p1, axis=1), np.argmax(p2, axis=1)
+    mean = (p1 + p2) / 2
+    rows = np.arange(len(a))
+    # two members: their common class, else the one of the two with the
+    # higher mean probability
+    pred = np.where(mean[rows, a] >= mean[rows, b], a, b) + 1
+    assert 0 < np.mean(a != b)  # the rule is exercised
+    rec = per_class_accuracy(test.true_labels, pred)
+    row = table[2]
+    for c in (1, 2, 3, 4):
+        assert row[f"recall_{c}"] == pytest.approx(float(rec[c - 1]), nan_ok=True)
+    assert row["accuracy"] == pytest.approx(np.mean(pred == test.true_labels))
+    assert row["ece"] == pytest.approx(
+        float(expected_calibration_error(mean, test.true_labels)), abs=1e-6)

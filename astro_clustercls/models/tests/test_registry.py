@@ -17,7 +17,6 @@ from astro_clustercls.models import (
     META_KEYS,
     Weights,
     WeightsEnum,
-    _api,
     build_network,
     file_sha256,
     get_model,
@@ -28,26 +27,16 @@ from astro_clustercls.models import (
     save_weights,
 )
 from astro_clustercls.preprocessing import normalize
+from astro_clustercls.tests.helper import random_weights_meta
 
 BANDS2 = ["F555W", "F814W"]
 
 
 def bundled_meta(**extra):
-    meta = {"bands": BANDS2, "cutout_size": 15, "normalization": "asinh-v1",
-            "categories": ["c1", "c2", "c3", "c4"], "label_set": "test",
-            "training_data": "none: random weights for a registry test",
-            "simulator_version": "n/a", "metrics": {}, "recipe": "none",
-            "notes": "random weights, test only"}
-    meta.update(extra)
-    return meta
-
-
-@pytest.fixture
-def registry(tmp_path, monkeypatch):
-    """An empty bundled-weights directory in tmp_path."""
-    monkeypatch.setattr(_api, "DATA_DIR", tmp_path)
-    (tmp_path / "manifest.json").write_text('{"format": 1, "weights": []}')
-    return tmp_path
+    return random_weights_meta(**{
+        "bands": BANDS2, "categories": ["c1", "c2", "c3", "c4"], "label_set": "test",
+        "training_data": "none: random weights for a registry test", "recipe": "none",
+        } | extra)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +79,7 @@ def test_list_models_and_names():
         get_model(18)
 
 
-def test_no_bundled_weights_yet(registry):
+def test_no_bundled_weights_yet(empty_registry):
     assert list(models.ResNet18_Weights) == []
     with pytest.raises(ValueError, match="no bundled weights for 'resnet18' yet.*"
                                          "weights_path="):
@@ -99,7 +88,7 @@ def test_no_bundled_weights_yet(registry):
         get_weight("VGG19_BN_Weights.DEFAULT")
 
 
-def test_register_and_default(registry, nets):
+def test_register_and_default(empty_registry, nets):
     a, b = nets
     w1 = register_bundled_weights(a, "resnet18", "SIM_V1", bundled_meta())
     assert repr(w1) == "ResNet18_Weights.SIM_V1"
@@ -111,16 +100,16 @@ def test_register_and_default(registry, nets):
     assert list(models.VGG19_BN_Weights) == []
 
     # files and manifest
-    manifest = json.loads((registry / "manifest.json").read_text())
+    manifest = json.loads((empty_registry / "manifest.json").read_text())
     assert [e["member"] for e in manifest["weights"]] == ["SIM_V1", "SIM_V2"]
     for w in (w1, w2):
-        assert w.full_path.is_file() and w.full_path.parent == registry
+        assert w.full_path.is_file() and w.full_path.parent == empty_registry
         assert w.path == f"resnet18-{w.name}-{w.sha256[:8]}.safetensors"
         assert file_sha256(w.full_path) == w.sha256 == w.meta["sha256"]
         assert w.meta["num_params"] == sum(p.numel() for p in a.parameters())
         assert w.meta["license"] == "BSD-3-Clause"
         assert w.meta["architecture"] == "resnet18"
-    assert sorted(p.name for p in registry.iterdir()) == sorted(
+    assert sorted(p.name for p in empty_registry.iterdir()) == sorted(
         ["manifest.json", w1.path, w2.path])
 
     # loading: DEFAULT, names, members, full names
@@ -147,7 +136,7 @@ def test_register_and_default(registry, nets):
     assert w1.value != w2.value
 
 
-def test_hash_checked_on_every_load(registry, nets):
+def test_hash_checked_on_every_load(empty_registry, nets):
     w = register_bundled_weights(nets[0], "resnet18", "SIM_V1", bundled_meta())
     get_model("resnet18", weights="SIM_V1")
     data = bytearray(w.full_path.read_bytes())
@@ -161,15 +150,15 @@ def test_hash_checked_on_every_load(registry, nets):
         get_model("resnet18", weights="DEFAULT")
 
 
-def test_manifest_written_by_hand(registry, nets):
+def test_manifest_written_by_hand(empty_registry, nets):
     """The training command's route: a safetensors file + a manifest entry."""
     entries = []
     for member, model in (("B_OLD", nets[1]), ("A_NEW", nets[0])):
         fname = f"resnet18-{member}.safetensors"
-        digest = save_weights(model, registry / fname, bundled_meta())
+        digest = save_weights(model, empty_registry / fname, bundled_meta())
         entries.append({"model": "resnet18", "member": member, "path": fname,
                         "sha256": digest, "meta": bundled_meta()})
-    (registry / "manifest.json").write_text(json.dumps({"format": 1,
+    (empty_registry / "manifest.json").write_text(json.dumps({"format": 1,
                                                          "weights": entries}))
     enum = get_model_weights("resnet18")
     assert [m.name for m in enum] == ["B_OLD", "A_NEW"]
@@ -186,13 +175,13 @@ def test_manifest_written_by_hand(registry, nets):
      '"path": "../x.safetensors", "sha256": "' + "0" * 64 + '", '
      '"meta": {"normalization": "asinh-v1"}}]}', "plain file name"),
 ])
-def test_bad_manifest(registry, content, match):
-    (registry / "manifest.json").write_text(content)
+def test_bad_manifest(empty_registry, content, match):
+    (empty_registry / "manifest.json").write_text(content)
     with pytest.raises(OSError, match=match):
         get_model_weights("resnet18")
 
 
-def test_register_errors(registry, nets):
+def test_register_errors(empty_registry, nets):
     a = nets[0]
     register_bundled_weights(a, "resnet18", "SIM_V1", bundled_meta())
     with pytest.raises(ValueError, match="already exists"):
@@ -219,7 +208,7 @@ def test_register_errors(registry, nets):
     assert [m.name for m in get_model_weights("resnet18")] == ["SIM_V1"]
 
 
-def test_weights_verify(registry, nets):
+def test_weights_verify(empty_registry, nets):
     register_bundled_weights(nets[0], "resnet18", "SIM_V1", bundled_meta())
     enum = get_model_weights("resnet18")
     assert enum.verify(None) is None

@@ -102,7 +102,7 @@ def _bundled_rows(bundled, tested_on, tests, device):
     Rows of the bundled networks (``DEFAULT`` weights) on every renderer, and
     of their ensemble (majority vote, `~astro_clustercls.inference.combine_votes`,
     as `~astro_clustercls.inference.ClusterEnsemble` combines them) where there
-    are two or more with the same cutout size and training simulator.
+    are two or more with the same cutout size (the same objects).
     """
     rows, members = [], {}
     for name in bundled:
@@ -117,13 +117,14 @@ def _bundled_rows(bundled, tested_on, tests, device):
                                   temperature=float(meta.get("temperature", 1.0)))
             rows.append(_row(f"{name} {meta.get('weights', 'bundled')}", trained,
                              renderer, probs, test))
-            members.setdefault((s, trained, renderer), []).append((name, probs))
-    for (s, trained, renderer), group in members.items():
+            members.setdefault((s, renderer), []).append((name, trained, probs))
+    for (s, renderer), group in members.items():
         if len(group) < 2:
             continue
-        probs = np.stack([p for _, p in group], axis=1)  # (N, M, 4)
+        probs = np.stack([p for *_, p in group], axis=1)  # (N, M, 4)
         votes = combine_votes(CLASSES[np.argmax(probs, axis=2)], probs)
-        network = "ensemble of " + " + ".join(name for name, _ in group)
+        network = "ensemble of " + " + ".join(name for name, *_ in group)
+        trained = " + ".join(dict.fromkeys(t for _, t, _ in group))
         rows.append(_row(network, trained, renderer, votes.class_prob,
                          tests(renderer, s), pred=np.asarray(votes.cluster_class)))
     return rows
@@ -211,7 +212,8 @@ def _bounds_rows(n_lead, n_tail):
 
 
 def _name(renderer):
-    return RENDERER_NAMES.get(str(renderer), str(renderer))
+    """A renderer's name in the tables (also of several, 'v2 + v1')."""
+    return " + ".join(RENDERER_NAMES.get(r, r) for r in str(renderer).split(" + "))
 
 
 def _pct(value):

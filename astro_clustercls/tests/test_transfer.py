@@ -2,6 +2,7 @@
 """The cross-renderer experiment on tiny sets (the real one is a command)."""
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -139,8 +140,8 @@ def test_renderer_metrics_match_the_cross_table(registry):
 
 def test_cross_table_ensemble_row(register_random):
     """The bundled networks' ensemble: majority vote, ties to the higher mean."""
-    register_random("resnet18", seed=2, temperature=1.5)
-    register_random("vgg19_bn", seed=5)
+    register_random("resnet18", seed=2, temperature=1.5, simulator_version="2.0")
+    register_random("vgg19_bn", seed=5, simulator_version="1.0")
     table = cross_renderer("resnet18", size=15, seed=1, n_train=0, n_test=64,
                            tested_on=("v2",), bundled=("resnet18", "vgg19_bn"))
     assert list(table["network"]) == [
@@ -159,8 +160,11 @@ def test_cross_table_ensemble_row(register_random):
     assert 0 < np.mean(a != b)  # the rule is exercised
     rec = per_class_accuracy(test.true_labels, pred)
     row = table[2]
+    assert row["trained_on"] == "v2 + v1"
     for c in (1, 2, 3, 4):
         assert row[f"recall_{c}"] == pytest.approx(float(rec[c - 1]), nan_ok=True)
     assert row["accuracy"] == pytest.approx(np.mean(pred == test.true_labels))
     assert row["ece"] == pytest.approx(
         float(expected_calibration_error(mean, test.true_labels)), abs=1e-6)
+    rst = re.sub(" +", " ", cross_to_rst(table))
+    assert "| ensemble of resnet18 + vgg19_bn | simulator v2 + simulator v1 |" in rst

@@ -157,7 +157,9 @@ def cross_renderer(arch="resnet18", *, trained_on=("v2", "galsim"),
     epochs : int, optional
     bundled : sequence of str, optional
         Bundled networks (their ``DEFAULT`` weights) also tested on every
-        renderer, at their own cutout size; ``()`` for none.
+        renderer, at their own cutout size, and their ensemble (majority
+        vote, as `~astro_clustercls.inference.ClusterEnsemble`) where two or
+        more share a cutout size; ``()`` for none.
     device : str, optional
     progress_bar : bool, optional
     threads : int, optional

@@ -157,10 +157,7 @@ def test_input_column_named_ood_score_is_kept(sets, fp32):
 def test_ensemble_ors_the_flags_and_reports_member_scores(sets):
     data = np.concatenate([sets["held-out"][:12], sets["pure noise"][:6],
                            sets["JWST-like PSF"][:6]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", WeightsWarning)  # the VGG19-BN is undertrained
-        ens = ClusterEnsemble(("resnet18", "vgg19_bn"), device="cpu",
-                              precision="fp32")
+    ens = ClusterEnsemble(("resnet18", "vgg19_bn"), device="cpu", precision="fp32")
     images, xy = as_images(data, BANDS)
     sources = Table({"x_centroid": xy[:, 0], "y_centroid": xy[:, 1],
                      "ood_score": np.zeros(len(xy))})

@@ -103,6 +103,23 @@ class BundledRecipe:
     changes: str = ""
 
 
+def _sim2_recipe(arch, *, galsim, v1, changes, **settings):
+    """
+    A ``SIM2_V1`` recipe: the architecture's ``SIM_V2`` fine-tuned on simulator
+    v2 (51 px) with the transfer augmentation. ``galsim`` and ``v1``: its and
+    ``SIM_V2``'s per-class recall ('a/b/c/d') on GalSim and on v1's held-out
+    galaxy, for the notes.
+    """
+    notes = (f"Weak at class 2: on the GalSim renderer it recalls {galsim[0]} % of "
+             f"classes 1-4 (SIM_V2: {galsim[1]} %), on simulator v1's held-out galaxy "
+             f"{v1[0]} % (SIM_V2: {v1[1]} %); it calls few objects compact "
+             "asymmetric clusters. Use weights='SIM_V2' where class-2 recall matters "
+             "more than classes 1 and 3.")
+    return BundledRecipe(arch, member="SIM2_V1", cutout_size=51, amp="auto", threads=1,
+                         simulator="v2", transfer="transfer", init="SIM_V2",
+                         notes=notes, changes=changes, **settings)
+
+
 #: Every recipe that produced bundled weights, by (architecture, member), so
 #: that each bundled file stays reproducible after newer recipes replace it.
 RECIPES = {
@@ -126,15 +143,9 @@ RECIPES = {
     # the transfer augmentation, fine-tuning SIM_V2 (trained on v1): one CPU
     # core without native bf16 trains ~80 images/s at 51 px, so a run from
     # scratch as long as SIM_V2's would take ~2.5 h
-    ("resnet18", "SIM2_V1"): BundledRecipe(
-        "resnet18", member="SIM2_V1", cutout_size=51, n_train=32000, n_val=4000,
-        epochs=4, lr=5e-4, amp="auto", threads=1, simulator="v2",
-        transfer="transfer", init="SIM_V2",
-        notes="Weak at class 2: on the GalSim renderer it recalls 85/25/86/76 % of "
-              "classes 1-4 (SIM_V2: 62/41/43/91 %), on simulator v1's held-out galaxy "
-              "71/10/78/34 % (SIM_V2: 57/47/80/56 %); it calls few objects compact "
-              "asymmetric clusters. Use weights='SIM_V2' where class-2 recall matters "
-              "more than classes 1 and 3.",
+    ("resnet18", "SIM2_V1"): _sim2_recipe(
+        "resnet18", n_train=32000, n_val=4000, epochs=4, lr=5e-4,
+        galsim=("85/25/86/76", "62/41/43/91"), v1=("71/10/78/34", "57/47/80/56"),
         changes="Replaces SIM_V2 (trained on simulator v1 only) as the default "
                 "ResNet18: fine-tuned from it on simulator v2 (star-by-star young "
                 "populations, loose associations, crowded neighbourhoods, the "
@@ -144,15 +155,9 @@ RECIPES = {
                 "the GalSim renderer, which no training run ever saw."),
     # the same for VGG19-BN, sized to one CPU core in ~1.5 h (~10 images/s
     # at 51 px in fp32 without native bf16)
-    ("vgg19_bn", "SIM2_V1"): BundledRecipe(
-        "vgg19_bn", member="SIM2_V1", cutout_size=51, n_train=16000, n_val=3000,
-        epochs=3, lr=3e-4, amp="auto", threads=1, simulator="v2",
-        transfer="transfer", init="SIM_V2",
-        notes="Weak at class 2: on the GalSim renderer it recalls 83/12/93/71 % of "
-              "classes 1-4 (SIM_V2: 56/26/38/91 %), on simulator v1's held-out galaxy "
-              "60/16/80/27 % (SIM_V2: 45/60/61/46 %); it calls few objects compact "
-              "asymmetric clusters. Use weights='SIM_V2' where class-2 recall matters "
-              "more than classes 1 and 3.",
+    ("vgg19_bn", "SIM2_V1"): _sim2_recipe(
+        "vgg19_bn", n_train=16000, n_val=3000, epochs=3, lr=3e-4,
+        galsim=("83/12/93/71", "56/26/38/91"), v1=("60/16/80/27", "45/60/61/46"),
         changes="Replaces SIM_V2 (trained on simulator v1 only, for too few epochs) "
                 "as the default VGG19-BN: fine-tuned from it on simulator v2 with the "
                 "transfer augmentation, as the ResNet18 SIM2_V1, until its validation "

@@ -41,6 +41,7 @@ Design choices:
 import inspect
 import sys
 import threading
+import time
 import traceback
 import warnings
 from collections import Counter
@@ -480,7 +481,12 @@ def _tile_task(spec, images, tile, xy, call, threads):
 #: times a task cancelled because its scattered data was lost (its worker
 #: died), or failed fetching it over a closed connection, is submitted again,
 #: with the data scattered again
-_RESUBMITS = 3
+_RESUBMITS = 5
+
+#: seconds to wait before the n-th resubmission after a closed connection
+#: (``_BACKOFF * 2**n``): time for the scheduler to drop the dead worker, so
+#: that the data is not scattered to it again
+_BACKOFF = 0.25
 
 @dataclass
 class _Failure:
@@ -540,7 +546,16 @@ class _DaskRunner:
         # in-memory images go to the cluster once, not once per task
         if _is_path_images(images):
             return images
-        future = self.client.scatter([images], hash=False)[0]
+        from distributed.comm import CommClosedError
+
+        for attempt in range(_RESUBMITS + 1):
+            try:
+                future = self.client.scatter([images], hash=False)[0]
+                break
+            except CommClosedError:  # sent to a worker that was dying: again
+                if attempt == _RESUBMITS:
+                    raise
+                time.sleep(_BACKOFF * 2 ** attempt)
         self.data[future.key] = images
         return future
 
@@ -599,7 +614,10 @@ class _DaskRunner:
                 # cancelled: the scheduler lost the data with its worker; a
                 # closed connection: the task could not fetch it from a worker
                 # that was dying (the scheduler may not know yet)
-                again = (self._resubmit(i, force=isinstance(exc, CommClosedError))
+                closed = isinstance(exc, CommClosedError)
+                if closed and resubmitted[i] < _RESUBMITS:
+                    time.sleep(_BACKOFF * 2 ** resubmitted[i])
+                again = (self._resubmit(i, force=closed)
                          if resubmitted[i] < _RESUBMITS else None)
                 if again is not None:
                     resubmitted[i] += 1

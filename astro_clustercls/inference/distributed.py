@@ -488,6 +488,11 @@ _RESUBMITS = 5
 #: that the data is not scattered to it again
 _BACKOFF = 0.25
 
+
+def _back_off(attempt):
+    """Wait before the ``attempt``-th (0-based) retry after a closed connection."""
+    time.sleep(_BACKOFF * 2 ** attempt)
+
 @dataclass
 class _Failure:
     exception: BaseException
@@ -555,7 +560,7 @@ class _DaskRunner:
             except CommClosedError:  # sent to a worker that was dying: again
                 if attempt == _RESUBMITS:
                     raise
-                time.sleep(_BACKOFF * 2 ** attempt)
+                _back_off(attempt)
         self.data[future.key] = images
         return future
 
@@ -614,11 +619,12 @@ class _DaskRunner:
                 # cancelled: the scheduler lost the data with its worker; a
                 # closed connection: the task could not fetch it from a worker
                 # that was dying (the scheduler may not know yet)
-                closed = isinstance(exc, CommClosedError)
-                if closed and resubmitted[i] < _RESUBMITS:
-                    time.sleep(_BACKOFF * 2 ** resubmitted[i])
-                again = (self._resubmit(i, force=closed)
-                         if resubmitted[i] < _RESUBMITS else None)
+                again = None
+                if resubmitted[i] < _RESUBMITS:
+                    closed = isinstance(exc, CommClosedError)
+                    if closed:
+                        _back_off(resubmitted[i])
+                    again = self._resubmit(i, force=closed)
                 if again is not None:
                     resubmitted[i] += 1
                     index[again.key] = i
